@@ -1,0 +1,3 @@
+from rdbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The `rdbench` command line. Heavy modules are imported inside the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rdbench import __version__
+
+EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
+EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def cmd_run(args) -> int:
+    from rdbench.codecs.base import canonical_quality, split_spec_list
+    from rdbench.datasets import resolve_dataset
+    from rdbench.measure import Settings
+    from rdbench.runner import default_codec_specs, load_codecs, run
+
+    dataset = resolve_dataset(args.dataset)
+    if args.max_images:
+        dataset.images = dataset.images[: args.max_images]
+    specs = split_spec_list(args.codec) if args.codec else default_codec_specs()
+    codecs = load_codecs(specs)
+    qualities = [canonical_quality(q) for q in _split(args.quality)] or None
+    out = args.out or f"results/{dataset.name}"
+    print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), codecs: {', '.join(specs)}", file=sys.stderr)
+    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
+    summary = run(
+        dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
+        retry_failed=args.retry_failed, progress=not args.no_progress, argv=sys.argv,
+    )
+    print(
+        f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored "
+        f"-> {summary.out_dir}/results.csv ({summary.elapsed_s:.1f} s)",
+        file=sys.stderr,
+    )
+    return EXIT_ITEMS_FAILED if summary.failed else 0
+
+
+def cmd_codecs(args) -> int:
+    from rdbench.codecs import available
+
+    rows = available()
+    width = max(len(name) for name, _, _ in rows)
+    for name, codec, problem in rows:
+        if problem:
+            print(f"{name:<{width}}  unavailable: {problem}")
+            continue
+        ladder = ", ".join(f"{q:g}" for q in codec.qualities)
+        print(f"{name:<{width}}  {codec.version}")
+        print(f"{'':<{width}}  {codec.description}")
+        print(f"{'':<{width}}  {codec.quality_name}: {ladder}")
+        if codec.options:
+            opts = "; ".join(
+                f"{k}={'|'.join(o.choices) if o.choices else '...'} (default {o.default})" for k, o in codec.options.items()
+            )
+            print(f"{'':<{width}}  options: {opts}")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    import os
+
+    from rdbench.datasets import data_home, load_manifest, manifest_names
+
+    for name in manifest_names():
+        m = load_manifest(name)
+        local = os.environ.get(m.local_env or "")
+        where = f"local copy {local} (${m.local_env})" if local else f"cache {data_home() / name} (downloaded on first use)"
+        print(f"{name}: {m.description}; {len(m.images)} images; {where}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rdbench", description="Rate-distortion benchmarking of image codecs.")
+    p.add_argument("--version", action="version", version=f"rdbench {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="encode, decode and measure a dataset with codecs at qualities")
+    r.add_argument("--dataset", default="kodak", help="manifest name (kodak) or a folder of PNG/JPEG/PPM images")
+    r.add_argument("--codec", action="append", metavar="SPEC",
+                   help="codec spec, e.g. jpeg, jpeg:subsampling=444, bpg:encoder=x265; repeat or comma-separate "
+                        "(default: every available classical codec; see `rdbench codecs`)")
+    r.add_argument("--quality", action="append", metavar="Q",
+                   help="quality value(s) in each codec's own scale; repeat or comma-separate (default: each codec's ladder)")
+    r.add_argument("--out", metavar="DIR", help="result folder (default results/<dataset>)")
+    r.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
+    r.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-call limit for external binaries (s)")
+    r.add_argument("--retry-failed", action="store_true", help="run again the items stored as failed")
+    r.add_argument("--max-images", type=int, metavar="N", help="only the first N images of the dataset")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")
+    c.set_defaults(fn=cmd_codecs)
+    d = sub.add_parser("datasets", help="list known datasets and where they are read from")
+    d.set_defaults(fn=cmd_datasets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rdbench.codecs.base import CodecUnavailable
+    from rdbench.datasets import DatasetError
+    from rdbench.store import StoreError
+
+    try:
+        return args.fn(args)
+    except (DatasetError, CodecUnavailable, StoreError, ValueError) as exc:
+        print(f"rdbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rdbench: interrupted; every finished item is stored, run the same command again to continue",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,210 @@
+"""Datasets: a named manifest (downloaded once into a cache, verified) or any folder of images.
+
+`resolve_dataset("kodak")` uses, in order: the folder named by the manifest's `local_env`
+variable (RDBENCH_KODAK), else the cache under RDBENCH_DATA (default ~/.cache/rdbench), filling
+it from the manifest's URLs (or from the base URL in `url_env`, RDBENCH_KODAK_URL) when files are
+missing. Every file is verified on every use: its bytes must match upstream or its decoded pixels
+must match the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rdbench.packaged import manifests_folder
+from rdbench.images import IMAGE_SUFFIXES, ImageError, load_rgb, pixels_sha256
+
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class DatasetError(RuntimeError):
+    """A dataset that cannot be used; the message names the file or URL and the problem."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a dataset, checked in the parent process before any work is scheduled."""
+
+    name: str
+    path: Path
+    sha256: str | None = None  # of the decoded 8-bit RGB pixels ("file:<sha256>" when unreadable)
+    width: int = 0
+    height: int = 0
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass
+class Dataset:
+    name: str
+    images: list[ImageRef]
+    source: str
+
+
+@dataclass(frozen=True)
+class ManifestImage:
+    file: str
+    url: str
+    file_sha256: str
+    pixels_sha256: str
+    width: int
+    height: int
+
+
+@dataclass
+class Manifest:
+    name: str
+    description: str
+    base_url: str
+    local_env: str | None
+    url_env: str | None
+    images: list[ManifestImage] = field(default_factory=list)
+
+
+def manifest_names() -> list[str]:
+    root = manifests_folder()
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_manifest(name: str) -> Manifest:
+    res = manifests_folder() / f"{name}.toml"
+    if not res.is_file():
+        raise DatasetError(f"no dataset manifest named {name!r} (known: {', '.join(manifest_names())})")
+    raw = tomllib.loads(res.read_text())
+    return Manifest(
+        name=raw["name"],
+        description=raw.get("description", ""),
+        base_url=raw["base_url"],
+        local_env=raw.get("local_env"),
+        url_env=raw.get("url_env"),
+        images=[ManifestImage(**entry) for entry in raw["images"]],
+    )
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("RDBENCH_DATA") or Path.home() / ".cache" / "rdbench")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
+    """Accept `path` if its bytes match upstream or its decoded pixels match the manifest."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing ({dataset} image {entry.file})")
+    if _sha256_file(path) == entry.file_sha256:
+        return ImageRef(entry.file, path, entry.pixels_sha256, entry.width, entry.height)
+    try:
+        image = load_rgb(path)
+    except ImageError as exc:
+        raise DatasetError(f"{path}: does not match the {dataset} manifest and {exc}") from exc
+    digest = pixels_sha256(image.pixels)
+    if digest != entry.pixels_sha256:
+        raise DatasetError(
+            f"{path}: not the {dataset} image {entry.file}: neither its bytes nor its decoded "
+            f"pixels (sha256 {digest[:16]}..., expected {entry.pixels_sha256[:16]}...) match"
+        )
+    return ImageRef(entry.file, path, digest, image.width, image.height, tuple(image.notes))
+
+
+def verify_copy(manifest: Manifest, directory: Path) -> list[ImageRef]:
+    return [verify_image(e, Path(directory) / e.file, manifest.name) for e in manifest.images]
+
+
+def download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Download to a temporary name beside `dest`, then rename: no half file is ever `dest`."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise DatasetError(f"{url}: download failed ({reason})") from exc
+    os.replace(tmp, dest)
+
+
+def fetch(manifest: Manifest, cache_dir: Path, base_url: str | None = None, log=None) -> list[ImageRef]:
+    """Make sure every manifest image is in `cache_dir` and verified; download what is missing.
+
+    A downloaded file that fails verification is deleted and reported with its URL.
+    """
+    refs = []
+    for entry in manifest.images:
+        path = cache_dir / entry.file
+        if path.is_file():
+            try:
+                refs.append(verify_image(entry, path, manifest.name))
+                continue
+            except DatasetError:
+                path.unlink()  # a stale or damaged cached copy: fetch it again
+        url = base_url.rstrip("/") + "/" + entry.file if base_url else entry.url
+        if log:
+            log(f"downloading {url}")
+        download(url, path)
+        try:
+            refs.append(verify_image(entry, path, manifest.name))
+        except DatasetError as exc:
+            path.unlink(missing_ok=True)
+            raise DatasetError(f"{url}: downloaded file rejected: {exc}") from exc
+    return refs
+
+
+def folder_dataset(directory: Path, name: str | None = None) -> Dataset:
+    """Every PNG/JPEG/PPM file directly inside `directory`, sorted by name.
+
+    An unreadable or unconvertible image does not stop the dataset: its ImageRef carries the
+    error, and the runner records it for every item of that image.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DatasetError(f"{directory}: not a directory")
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{directory}: no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    refs = []
+    for path in files:
+        try:
+            image = load_rgb(path)
+        except ImageError as exc:
+            # keyed by the file's bytes, so the rerun of an unchanged bad file skips it
+            try:
+                key = "file:" + _sha256_file(path)
+            except OSError:
+                key = "unreadable:" + path.name
+            refs.append(ImageRef(path.name, path, sha256=key, error=str(exc)))
+            continue
+        refs.append(ImageRef(path.name, path, pixels_sha256(image.pixels), image.width, image.height, tuple(image.notes)))
+    return Dataset(name or directory.name, refs, f"folder {directory}")
+
+
+def resolve_dataset(spec: str, log=None) -> Dataset:
+    """A manifest name (`kodak`) or a folder path."""
+    path = Path(spec).expanduser()
+    if spec not in manifest_names():
+        if path.is_dir():
+            return folder_dataset(path)
+        raise DatasetError(f"{spec}: neither a folder nor a known dataset ({', '.join(manifest_names())})")
+    manifest = load_manifest(spec)
+    local = os.environ.get(manifest.local_env or "")
+    if local:
+        refs = verify_copy(manifest, Path(local))
+        return Dataset(manifest.name, refs, f"{manifest.name}, local copy {local} (verified)")
+    cache = data_home() / manifest.name
+    base_url = os.environ.get(manifest.url_env or "") or None
+    refs = fetch(manifest, cache, base_url, log=log or (lambda m: print(m, file=sys.stderr)))
+    return Dataset(manifest.name, refs, f"{manifest.name}, cache {cache} (verified)")

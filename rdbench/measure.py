@@ -1,0 +1,136 @@
+"""Measuring one item (image x codec x quality) into one result row; runs in worker processes.
+
+Timing: `enc_s` and `dec_s` are wall-clock seconds of the codec's own `encode` / `decode` call,
+read with time.perf_counter() (monotonic, sub-microsecond). Image loading, metric computation and
+writing kept files are outside the timed spans. For external binaries the span includes writing
+the input file to /dev/shm, the process start and reading its output.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rdbench import __version__
+from rdbench.codecs import load
+from rdbench.datasets import ImageRef
+from rdbench.images import encode_png, load_rgb
+from rdbench.metrics import Reference
+from rdbench.store import quality_key
+
+
+@dataclass(frozen=True)
+class Item:
+    dataset: str
+    image: ImageRef
+    codec: str  # spec text
+    codec_version: str
+    quality: int | float
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout_s: float = 600.0
+    keep_dir: str | None = None  # write bitstreams and reconstructions here
+
+
+_codecs: dict[str, object] = {}
+_references: OrderedDict[str, Reference] = OrderedDict()
+_REFERENCE_CACHE = 4
+
+
+def _codec(spec: str, settings: Settings):
+    codec = _codecs.get(spec)
+    if codec is None:
+        codec = _codecs[spec] = load(spec)
+    if hasattr(codec, "timeout_s"):
+        codec.timeout_s = settings.timeout_s
+    return codec
+
+
+def _reference(image: ImageRef) -> Reference:
+    ref = _references.get(image.sha256)
+    if ref is None:
+        ref = Reference(load_rgb(image.path).pixels)
+        _references[image.sha256] = ref
+        if len(_references) > _REFERENCE_CACHE:
+            _references.popitem(last=False)
+    else:
+        _references.move_to_end(image.sha256)
+    return ref
+
+
+def base_row(item: Item) -> dict:
+    img = item.image
+    return {
+        "dataset": item.dataset,
+        "image": img.name,
+        "image_sha256": img.sha256 or "",
+        "width": img.width,
+        "height": img.height,
+        "codec": item.codec,
+        "codec_version": item.codec_version,
+        "quality": quality_key(item.quality),
+        "note": "; ".join(img.notes),
+        "rdbench_version": __version__,
+    }
+
+
+def error_row(item: Item, message: str) -> dict:
+    row = base_row(item)
+    row.update(status="error", error=message, finished_at=_now())
+    return row
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", text)
+
+
+def measure(item: Item, settings: Settings) -> dict:
+    """Encode, decode and measure one item. Never raises: failures become error rows."""
+    row = base_row(item)
+    try:
+        codec = _codec(item.codec, settings)
+        reference = _reference(item.image)
+        original = reference.pixels
+        t0 = time.perf_counter()
+        data = codec.encode(original, item.quality)
+        t1 = time.perf_counter()
+        row.update(bytes=len(data), bpp=8.0 * len(data) / (original.shape[0] * original.shape[1]), enc_s=t1 - t0)
+        decoded = codec.decode(data)
+        row["dec_s"] = time.perf_counter() - t1
+        if not isinstance(decoded, np.ndarray) or decoded.shape != original.shape or decoded.dtype != np.uint8:
+            got = getattr(decoded, "shape", type(decoded).__name__)
+            raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
+        row.update(reference.measure(decoded))
+        row.update(codec.extra_measurements(original, item.quality, data))
+        if reference.ms_ssim_reason:
+            row["note"] = "; ".join(filter(None, [row["note"], reference.ms_ssim_reason]))
+        if settings.keep_dir:
+            _keep(Path(settings.keep_dir), item, codec.extension, data, decoded)
+        row["status"] = "ok"
+    except Exception as exc:  # a codec's failure is data, not a crash of the run
+        row.update(status="error", error=f"{type(exc).__name__}: {exc}")
+    row["finished_at"] = _now()
+    return row
+
+
+def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarray) -> None:
+    stem = f"{Path(item.image.name).stem}.q{quality_key(item.quality)}"
+    for kind, name, payload in (
+        ("bitstreams", f"{stem}.{extension}", data),
+        ("reconstructions", f"{stem}.png", encode_png(decoded, compress_level=6)),
+    ):
+        folder = root / kind / _slug(item.codec)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(payload)

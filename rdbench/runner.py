@@ -1,0 +1,127 @@
+"""Running the grid image x codec x quality into a result store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+from rdbench import __version__
+from rdbench.codecs import Codec, CodecUnavailable, available, load
+from rdbench.datasets import Dataset
+from rdbench.executor import LocalExecutor
+from rdbench.measure import Item, Settings, error_row, measure
+from rdbench.store import ResultStore, quality_key
+
+
+@dataclass
+class RunSummary:
+    out_dir: str
+    planned: int
+    skipped: int
+    ok: int
+    failed: int
+    elapsed_s: float
+
+
+def default_codec_specs() -> list[str]:
+    """Every classical codec that can run here (learned codecs are asked for by name)."""
+    return [name for name, codec, problem in available() if not problem and not getattr(codec, "learned", False)]
+
+
+def load_codecs(specs: list[str]) -> list[Codec]:
+    """Load every requested codec before any work starts; a missing one stops the run here."""
+    codecs, problems = [], []
+    for spec in specs:
+        try:
+            codecs.append(load(spec))
+        except CodecUnavailable as exc:
+            problems.append(str(exc))
+    if problems:
+        raise CodecUnavailable("cannot run:\n  " + "\n  ".join(problems))
+    return codecs
+
+
+def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set) -> tuple[list[Item], int]:
+    items, skipped = [], 0
+    versions = {c.spec.text: c.version for c in codecs}
+    ladders = {c.spec.text: [c.check_quality(q) for q in (qualities or c.qualities)] for c in codecs}
+    for image in dataset.images:
+        for codec in codecs:
+            spec = codec.spec.text
+            for q in ladders[spec]:
+                if (image.sha256, spec, versions[spec], quality_key(q)) in done:
+                    skipped += 1
+                else:
+                    items.append(Item(dataset.name, image, spec, versions[spec], q))
+    return items, skipped
+
+
+def _crashed(item: Item) -> dict:
+    return error_row(item, "worker process died twice while this item was in flight (codec crash?)")
+
+
+def run(
+    dataset: Dataset,
+    codecs: list[Codec],
+    out_dir: str | Path,
+    qualities: list | None = None,
+    workers: int | None = None,
+    settings: Settings = Settings(),
+    retry_failed: bool = False,
+    progress: bool = True,
+    argv: list[str] | None = None,
+) -> RunSummary:
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    with ResultStore(out_dir) as store:
+        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed))
+        bad = [i for i in items if i.image.error]
+        good = [i for i in items if not i.image.error]
+        ok = failed = 0
+        bar = None
+        if progress and items:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), unit="item", file=sys.stderr, dynamic_ncols=True, desc=f"{dataset.name}")
+        for item in bad:  # images that could not be read: recorded, never sent to a codec
+            store.append(error_row(item, item.image.error))
+            failed += 1
+            if bar:
+                bar.update()
+        executor = LocalExecutor(workers)
+        for _, row in executor.run(partial(measure, settings=settings), good, on_crash=_crashed):
+            store.append(row)
+            if row["status"] == "ok":
+                ok += 1
+            else:
+                failed += 1
+            if bar:
+                bar.update()
+                if failed:
+                    bar.set_postfix(failed=failed)
+        if bar:
+            bar.close()
+    summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
+    _log_run(out_dir, dataset, codecs, qualities, summary, argv)
+    return summary
+
+
+def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv) -> None:
+    """Append what was run to DIR/runs.jsonl, so every result file says which command made it."""
+    entry = {
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": argv if argv is not None else sys.argv,
+        "rdbench_version": __version__,
+        "dataset": dataset.name,
+        "dataset_source": dataset.source,
+        "codecs": {c.spec.text: c.version for c in codecs},
+        "qualities": qualities,
+        **asdict(summary),
+    }
+    with open(out_dir / "runs.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
