@@ -1,0 +1,123 @@
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from rdbench.codecs import CodecUnavailable, available, load, parse_spec
+from rdbench.codecs.base import split_spec_list
+from rdbench.metrics import psnr_rgb
+
+ALL = sorted(name for name, _, _ in available())
+
+
+def test_the_expected_codecs_are_registered():
+    assert {"jpeg", "webp", "jpeg2000", "bpg", "avif", "jxl", "cwebp", "opj"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_codec_roundtrip_on_kodak(name, kodim):
+    codec = load(name, check_available=False)
+    problem = codec.availability()
+    if problem:
+        pytest.skip(f"{name} unavailable: {problem}")
+    image = np.ascontiguousarray(kodim(23)[:256, :384])
+    lo, hi = codec.qualities[0], codec.qualities[-1]
+    results = []
+    for q in (lo, hi):
+        data = codec.encode(image, q)
+        decoded = codec.decode(data)
+        assert decoded.shape == image.shape and decoded.dtype == np.uint8
+        results.append((len(data), psnr_rgb(image, decoded)))
+    (small_bytes, _), (big_bytes, _) = sorted(results)
+    # the two ends of the ladder give different rates, and more bytes buy more PSNR
+    assert small_bytes < big_bytes
+    assert sorted(results)[0][1] < sorted(results)[1][1]
+    assert max(p for _, p in results) > 30
+    assert codec.version and "unknown" not in codec.version
+
+
+def test_jpeg_444_differs_from_420(kodim):
+    image = np.ascontiguousarray(kodim(23)[:256, :256])
+    a, b = load("jpeg").encode(image, 75), load("jpeg:subsampling=444").encode(image, 75)
+    assert len(b) > len(a)
+
+
+def test_jpeg2000_psnr_mode_hits_its_target(kodim):
+    image = kodim(1)
+    codec = load("jpeg2000")
+    for target in (28, 36):
+        assert abs(psnr_rgb(image, codec.decode(codec.encode(image, target))) - target) < 1.0
+
+
+def test_spec_parsing_and_lists():
+    s = parse_spec("bpg:encoder=jctvc,subsampling=420")
+    assert (s.name, s.options, s.text) == ("bpg", {"encoder": "jctvc", "subsampling": "420"}, "bpg:encoder=jctvc,subsampling=420")
+    assert split_spec_list(["jpeg:subsampling=444,optimize=1,webp", "bpg"]) == ["jpeg:subsampling=444,optimize=1", "webp", "bpg"]
+
+
+def test_bad_specs_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown codec 'nope'"):
+        load("nope")
+    with pytest.raises(ValueError, match="unknown option.*colour.*subsampling"):
+        load("jpeg:colour=1")
+    with pytest.raises(ValueError, match="subsampling='411'"):
+        load("jpeg:subsampling=411")
+    with pytest.raises(ValueError, match="quality 150 outside 1..100"):
+        load("jpeg").check_quality(150)
+
+
+def test_missing_binary_is_unavailable_with_hint(tmp_path):
+    (tmp_path / "ghost.toml").write_text(textwrap.dedent("""
+        name = "ghost"
+        binaries = ["ghost_enc", "ghost_dec"]
+        install_hint = "apt-get install ghost"
+        extension = "gh"
+        qualities = [1, 2]
+        [commands]
+        encode = ["{ghost_enc}", "{input}", "{output}", "{quality}"]
+        decode = ["{ghost_dec}", "{input}", "{output}"]
+    """))
+    code = f"""
+import os; os.environ['RDBENCH_CODECS_PATH'] = {str(tmp_path)!r}
+from rdbench.codecs import load, CodecUnavailable
+try:
+    load('ghost')
+except CodecUnavailable as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "ghost_enc, ghost_dec not found" in out and "apt-get install ghost" in out
+
+
+def test_bpg_finds_binaries_in_its_env_dir(tmp_path, monkeypatch):
+    # a real executable named bpgenc in RDBENCH_BPG_DIR is found before PATH
+    for name in ("bpgenc", "bpgdec"):
+        exe = tmp_path / name
+        exe.write_text("#!/bin/sh\necho 'BPG Image Encoder version 9.9.9'\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv("RDBENCH_BPG_DIR", str(tmp_path))
+    codec = load("bpg")
+    assert codec.paths["bpgenc"] == str(tmp_path / "bpgenc")
+    assert codec.version == "bpg 9.9.9"
+
+
+def test_encoder_failure_is_a_codec_error(tmp_path, monkeypatch, kodim):
+    from rdbench.codecs import CodecError
+
+    (tmp_path / "fails.toml").write_text(textwrap.dedent("""
+        name = "fails"
+        binaries = ["sh"]
+        extension = "x"
+        qualities = [1]
+        [commands]
+        encode = ["{sh}", "-c", "echo broken pipe dream >&2; exit 7"]
+        decode = ["{sh}", "-c", "exit 0"]
+    """))
+    monkeypatch.setenv("RDBENCH_CODECS_PATH", str(tmp_path))
+    from rdbench.codecs import external, registry
+
+    external.register_all()
+    with pytest.raises(CodecError, match="encoder exited with 7: broken pipe dream"):
+        registry.load("fails").encode(kodim(1)[:64, :64].copy(), 1)

@@ -1,0 +1,80 @@
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pytorch_msssim import ms_ssim as reference_ms_ssim
+from skimage.color import rgb2yuv
+from skimage.metrics import peak_signal_noise_ratio
+
+from rdbench.metrics import MS_SSIM_MIN_SIDE, Reference, ms_ssim_to_db, psnr_rgb, psnr_y
+
+
+def jpeg_roundtrip(pixels, quality):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"))
+
+
+def oracle_ms_ssim(a, b):
+    """pytorch-msssim in float64, with its Gaussian window built in float64 too."""
+    coords = torch.arange(11, dtype=torch.float64) - 5
+    g = torch.exp(-(coords**2) / (2 * 1.5**2))
+    win = (g / g.sum()).view(1, 1, 1, 11).repeat(3, 1, 1, 1)
+    t = lambda z: torch.from_numpy(np.array(z)).permute(2, 0, 1)[None].double()
+    return reference_ms_ssim(t(a), t(b), data_range=255, win=win).item()
+
+
+CASES = [(1, 5), (4, 50), (13, 95), (20, 25), (23, 75)]  # kodim04 is portrait
+
+
+@pytest.mark.parametrize("n,quality", CASES)
+def test_psnr_matches_scikit_image(kodim, n, quality):
+    a = kodim(n)
+    b = jpeg_roundtrip(a, quality)
+    assert psnr_rgb(a, b) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-6)
+    ya, yb = rgb2yuv(a)[..., 0] * 255, rgb2yuv(b)[..., 0] * 255  # BT.601 luma
+    assert psnr_y(a, b) == pytest.approx(peak_signal_noise_ratio(ya, yb, data_range=255), abs=1e-6)
+
+
+@pytest.mark.parametrize("n,quality", CASES)
+@pytest.mark.parametrize("crop", [None, (slice(1, 198), slice(0, 161)), (slice(0, 171), slice(3, 336))])
+def test_ms_ssim_matches_pytorch_msssim(kodim, n, quality, crop):
+    a = kodim(n) if crop is None else np.ascontiguousarray(kodim(n)[crop])  # odd sides exercise padding
+    b = jpeg_roundtrip(a, quality)
+    assert Reference(a).ms_ssim(b) == pytest.approx(oracle_ms_ssim(a, b), abs=1e-9)
+
+
+def test_ms_ssim_float32_pytorch_msssim_is_within_1e4(kodim):
+    # what CompressAI reports (float32 tensors) differs from the exact value by float32 rounding only
+    a = kodim(12)
+    b = jpeg_roundtrip(a, 5)
+    t = lambda z: torch.from_numpy(z.copy()).permute(2, 0, 1)[None].float()
+    assert Reference(a).ms_ssim(b) == pytest.approx(reference_ms_ssim(t(a), t(b), data_range=255).item(), abs=1e-4)
+
+
+def test_identical_images_are_perfect(kodim):
+    a = kodim(3)
+    m = Reference(a).measure(a.copy())
+    assert m["psnr_rgb"] == math.inf and m["psnr_y"] == math.inf
+    assert m["ms_ssim"] == pytest.approx(1.0, abs=1e-12)
+    assert ms_ssim_to_db(1.0) == math.inf
+
+
+def test_small_image_gets_nan_with_reason(kodim):
+    a = np.ascontiguousarray(kodim(1)[: MS_SSIM_MIN_SIDE - 1, :300])
+    ref = Reference(a)
+    m = ref.measure(jpeg_roundtrip(a, 50))
+    assert math.isnan(m["ms_ssim"]) and math.isnan(m["ms_ssim_db"])
+    assert "161" in ref.ms_ssim_reason and "300x160" in ref.ms_ssim_reason
+    assert math.isfinite(m["psnr_rgb"])
+    # the smallest allowed size works
+    ok = np.ascontiguousarray(kodim(1)[:MS_SSIM_MIN_SIDE, :MS_SSIM_MIN_SIDE])
+    assert 0 < Reference(ok).ms_ssim(jpeg_roundtrip(ok, 50)) < 1
+
+
+def test_shape_mismatch_is_an_error(kodim):
+    with pytest.raises(ValueError, match="decoded image"):
+        Reference(kodim(1)).measure(kodim(4))

@@ -1,0 +1,129 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from rdbench.datasets import folder_dataset
+from rdbench.executor import LocalExecutor
+from rdbench.runner import load_codecs, run
+from rdbench.store import COLUMNS, ResultStore, read_results
+
+from . import crashy
+
+RDBENCH = [sys.executable, "-m", "rdbench"]
+
+
+def rows(out):
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_grid_is_measured_and_rerun_recomputes_nothing(small_dataset, tmp_path):
+    out = tmp_path / "out"
+    ds = folder_dataset(small_dataset)
+    codecs = load_codecs(["jpeg", "webp:method=2"])
+    s = run(ds, codecs, out, qualities=[20, 80], workers=2, progress=False)
+    assert (s.ok, s.failed, s.skipped) == (12, 0, 0)
+    table = rows(out)
+    assert len(table) == 12 and list(table[0]) == list(COLUMNS)
+    for r in table:
+        assert r["status"] == "ok"
+        assert float(r["bpp"]) == pytest.approx(8 * int(r["bytes"]) / (256 * 192))
+        assert float(r["enc_s"]) > 0 and float(r["dec_s"]) > 0
+        assert 20 < float(r["psnr_rgb"]) < 50 and 0 < float(r["ms_ssim"]) < 1
+    again = run(ds, codecs, out, qualities=[20, 80], workers=2, progress=False)
+    assert (again.ok, again.skipped) == (0, 12)
+    assert len(rows(out)) == 12
+    # a new quality only adds its own rows
+    more = run(ds, codecs, out, qualities=[20, 50, 80], workers=2, progress=False)
+    assert (more.ok, more.skipped) == (6, 12)
+
+
+def test_bad_image_is_recorded_and_the_run_goes_on(small_dataset, tmp_path):
+    (small_dataset / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "out"
+    s = run(folder_dataset(small_dataset), load_codecs(["jpeg"]), out, qualities=[50], workers=1, progress=False)
+    assert (s.ok, s.failed) == (3, 1)
+    bad = [r for r in rows(out) if r["image"] == "broken.png"]
+    assert bad[0]["status"] == "error" and "broken.png" in bad[0]["error"]
+
+
+def test_worker_crash_fails_only_the_crashing_job():
+    results = dict(LocalExecutor(2).run(crashy.work, [1, 2, "crash", 3, 4, 5], on_crash=lambda job: "died"))
+    assert results == {1: 2, 2: 4, 3: 6, 4: 8, 5: 10, "crash": "died"}
+
+
+def test_torn_last_line_is_dropped_and_recomputed(small_dataset, tmp_path):
+    out = tmp_path / "out"
+    ds = folder_dataset(small_dataset)
+    run(ds, load_codecs(["jpeg"]), out, qualities=[30, 60], workers=1, progress=False)
+    data = (out / "results.csv").read_bytes()
+    (out / "results.csv").write_bytes(data[:-40])  # as if killed in the middle of a write
+    s = run(ds, load_codecs(["jpeg"]), out, qualities=[30, 60], workers=1, progress=False)
+    assert s.ok == 1
+    df = read_results(out)
+    assert len(df) == 6 and df["status"].eq("ok").all()
+    assert len(rows(out)) == 6
+
+
+def test_second_writer_is_refused(tmp_path):
+    with ResultStore(tmp_path):
+        with pytest.raises(Exception, match="another rdbench run"):
+            ResultStore(tmp_path).open()
+
+
+def test_sigkill_then_rerun_completes_grid_without_loss_or_duplicates(kodak_dir, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "RDBENCH_KODAK": str(kodak_dir)}
+    cmd = RDBENCH + ["run", "--codec", "jpeg,webp", "--quality", "10,30,50,70,90", "--max-images", "6",
+                     "--out", str(out), "--no-progress", "--workers", "2"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # kill once some, but not all, rows are stored
+        if (out / "results.csv").exists() and len((out / "results.csv").read_bytes().splitlines()) > 8:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    stored = len(rows(out))
+    assert 0 < stored < 60, "the kill should land mid-run"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    table = pd.DataFrame(rows(out))
+    assert len(table) == 60
+    assert not table.duplicated(["image_sha256", "codec", "codec_version", "quality"]).any()
+    assert table["status"].eq("ok").all()
+
+
+def test_unavailable_codec_stops_before_any_work(kodak_dir, tmp_path):
+    env = {**os.environ, "RDBENCH_KODAK": str(kodak_dir), "PATH": "/nonexistent", "RDBENCH_BPG_DIR": ""}
+    done = subprocess.run(RDBENCH + ["run", "--codec", "jpeg,bpg", "--out", str(tmp_path / "o")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "bpgenc, bpgdec not found" in done.stderr and "RDBENCH_BPG_DIR" in done.stderr
+    assert not (tmp_path / "o" / "results.csv").exists()
+
+
+def test_default_run_covers_every_available_classical_codec(kodak_dir, tmp_path):
+    from rdbench.runner import default_codec_specs
+
+    out = tmp_path / "o"
+    env = {**os.environ, "RDBENCH_KODAK": str(kodak_dir)}
+    done = subprocess.run(RDBENCH + ["run", "--max-images", "1", "--quality", "40", "--out", str(out), "--no-progress"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    table = pd.DataFrame(rows(out))
+    assert set(table["codec"]) == set(default_codec_specs()) and {"jpeg", "webp", "jpeg2000"} <= set(table["codec"])
+    assert table["status"].eq("ok").all()
+
+
+def test_cli_and_import_stay_light():
+    code = "import sys, rdbench, rdbench.cli; rdbench.cli.build_parser(); print(sorted(m for m in ('torch','compressai','matplotlib','pandas') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    helped = subprocess.run(RDBENCH + ["run", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--codec" in helped.stdout
