@@ -1,0 +1,92 @@
+"""Wall time of the JPEG sweep of CompressAI's run-benchmarks.sh, rdbench versus CompressAI.
+
+Both run in this process's machine, one after the other, on the same Kodak folder: JPEG quality
+5, 10, ..., 95 on all 24 images, PSNR and MS-SSIM, all cores. Then rdbench runs the same command
+again with everything stored (the "rerun"). Also compares rdbench's mean curve with CompressAI's
+published jpeg.json at every quality.
+
+    python benchmarks/jpeg_sweep.py --kodak ../shared/datasets/kodak [--json results/benchmarks/jpeg_sweep.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+QUALITIES = ",".join(str(q) for q in range(5, 100, 5))
+
+
+def timed(cmd: list[str], env: dict) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}")
+    return elapsed, done.stdout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kodak", required=True, help="folder with the 24 Kodak PNGs")
+    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--reference", default=str(Path(__file__).resolve().parents[1] / "rdbench" / "reference" / "jpeg.json"),
+                    help="published curve to compare with")
+    ap.add_argument("--json", help="also write the figures here")
+    args = ap.parse_args()
+    env = {**os.environ, "RDBENCH_KODAK": args.kodak}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rdbench"
+        rd_cmd = [sys.executable, "-m", "rdbench", "run", "--dataset", "kodak", "--codec", "jpeg", "--quality", QUALITIES,
+                  "--workers", str(args.jobs), "--out", str(out), "--no-progress"]
+        ca_cmd = [sys.executable, "-m", "compressai.utils.bench", "jpeg", args.kodak, "-q", QUALITIES, "-j", str(args.jobs)]
+        rdbench_s, _ = timed(rd_cmd, env)
+        rerun_s, _ = timed(rd_cmd, env)
+        compressai_s, ca_stdout = timed(ca_cmd, env)
+
+        import pandas as pd
+
+        from rdbench.store import read_results
+
+        df = read_results(out)
+        curve = df.groupby("quality")[["bpp", "psnr_rgb", "ms_ssim"]].mean().sort_index()
+    figures = {
+        "machine_cores": args.jobs,
+        "items": int(len(df)),
+        "rdbench_s": round(rdbench_s, 2),
+        "rdbench_rerun_s": round(rerun_s, 2),
+        "compressai_bench_s": round(compressai_s, 2),
+        "speedup": round(compressai_s / rdbench_s, 2),
+    }
+    # the same sweep measured by CompressAI's code in this run: the means must agree
+    live = json.loads(ca_stdout[ca_stdout.index("{"):])["results"]
+    live_df = pd.DataFrame({"bpp_ca": live["bpp"], "psnr_ca": live["psnr-rgb"], "ms_ssim_ca": live["ms-ssim-rgb"]},
+                           index=list(range(5, 100, 5)))
+    both = curve.join(live_df)
+    figures["vs_compressai_live_max_abs_bpp_diff"] = float((both["bpp"] - both["bpp_ca"]).abs().max())
+    figures["vs_compressai_live_max_abs_psnr_diff_db"] = float((both["psnr_rgb"] - both["psnr_ca"]).abs().max())
+    figures["vs_compressai_live_max_abs_ms_ssim_diff"] = float((both["ms_ssim"] - both["ms_ssim_ca"]).abs().max())
+    print(json.dumps(figures, indent=2))
+    ref_path = Path(args.reference)
+    if ref_path.is_file():
+        ref = json.loads(ref_path.read_text())["results"]
+        ref_df = pd.DataFrame({"bpp_ref": ref["bpp"], "psnr_ref": ref["psnr-rgb"]}, index=list(range(5, 100, 5)))
+        cmp = curve.join(ref_df)
+        cmp["bpp_diff_%"] = 100 * (cmp["bpp"] / cmp["bpp_ref"] - 1)
+        cmp["psnr_diff_dB"] = cmp["psnr_rgb"] - cmp["psnr_ref"]
+        print(cmp.round(4).to_string())
+        figures["max_abs_bpp_diff_pct"] = round(float(cmp["bpp_diff_%"].abs().max()), 3)
+        figures["max_abs_psnr_diff_db"] = round(float(cmp["psnr_diff_dB"].abs().max()), 4)
+        print(f"vs {ref_path.name}: max |bpp diff| {figures['max_abs_bpp_diff_pct']}%, max |PSNR diff| {figures['max_abs_psnr_diff_db']} dB")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"command": sys.argv, **figures}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
