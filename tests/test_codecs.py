@@ -103,8 +103,9 @@ def test_bpg_finds_binaries_in_its_env_dir(tmp_path, monkeypatch):
     assert codec.version == "bpg 9.9.9"
 
 
-def test_encoder_failure_is_a_codec_error(tmp_path, monkeypatch, kodim):
+def test_encoder_failure_is_a_codec_error(tmp_path, kodim):
     from rdbench.codecs import CodecError
+    from rdbench.codecs.external import ExternalCodec, load_definition
 
     (tmp_path / "fails.toml").write_text(textwrap.dedent("""
         name = "fails"
@@ -115,9 +116,6 @@ def test_encoder_failure_is_a_codec_error(tmp_path, monkeypatch, kodim):
         encode = ["{sh}", "-c", "echo broken pipe dream >&2; exit 7"]
         decode = ["{sh}", "-c", "exit 0"]
     """))
-    monkeypatch.setenv("RDBENCH_CODECS_PATH", str(tmp_path))
-    from rdbench.codecs import external, registry
-
-    external.register_all()
+    codec = ExternalCodec(load_definition(tmp_path / "fails.toml"))
     with pytest.raises(CodecError, match="encoder exited with 7: broken pipe dream"):
-        registry.load("fails").encode(kodim(1)[:64, :64].copy(), 1)
+        codec.encode(kodim(1)[:64, :64].copy(), 1)
