@@ -39,7 +39,66 @@ def cmd_run(args) -> int:
         f"-> {summary.out_dir}/results.csv ({summary.elapsed_s:.1f} s)",
         file=sys.stderr,
     )
+    if not args.no_report:
+        from rdbench.report import load_inputs, write_report
+
+        rows, table = load_inputs([out])
+        if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= 4:
+            print(f"report: {write_report(rows, table, out, anchor=args.anchor, command=sys.argv)}", file=sys.stderr)
+        else:
+            print("no report: BD needs at least 4 qualities per codec", file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
+
+
+def cmd_bdrate(args) -> int:
+    import pandas as pd
+
+    from rdbench.comparison import bd_table, bd_table_per_image
+    from rdbench.report import load_inputs, markdown_table, with_references
+
+    rows, table = load_inputs(args.results, args.weighting)
+    table = with_references(table, args.reference or [])
+    if args.per_image:
+        if rows is None:
+            raise ValueError("--per-image needs results.csv inputs (per-image rows)")
+        result = bd_table_per_image(rows, args.anchor, args.metric, args.method)
+    else:
+        result = bd_table(table, args.anchor, args.metric, args.method)
+    pd.set_option("display.width", 200)
+    shown = result.drop(columns=[c for c in ("error",) if c in result and not result[c].astype(bool).any()])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.csv:
+        result.to_csv(args.csv, index=False)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown_table(result) + "\n")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from rdbench.plots import rd_figure
+    from rdbench.report import load_inputs, with_references
+
+    _, table = load_inputs(args.results, args.weighting)
+    table = with_references(table, args.reference or [])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for metric in args.metric or ["psnr_rgb", "ms_ssim_db"]:
+        fig = rd_figure(table, metric)
+        for ext in args.format.split(","):
+            fig.savefig(out / f"rd-{metric}.{ext}", dpi=130)
+            print(out / f"rd-{metric}.{ext}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from rdbench.report import load_inputs, write_report
+
+    rows, table = load_inputs(args.results, args.weighting)
+    print(write_report(rows, table, args.out, args.anchor, args.method, args.reference or ("bpg", "mbt2018"), sys.argv))
+    return 0
 
 
 def cmd_codecs(args) -> int:
@@ -95,7 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retry-failed", action="store_true", help="run again the items stored as failed")
     r.add_argument("--max-images", type=int, metavar="N", help="only the first N images of the dataset")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--no-report", action="store_true", help="do not write DIR/report.md at the end")
+    r.add_argument("--anchor", default="bpg", help="anchor codec of the report (measured if run, else published)")
     r.set_defaults(fn=cmd_run)
+
+    def analysis_args(sp):
+        sp.add_argument("results", nargs="+", metavar="RESULTS", help="result folders, results.csv files or CompressAI JSON files")
+        sp.add_argument("--weighting", choices=("mean", "pixels"), default="mean",
+                        help="mean of per-image values (default) or pixel-weighted")
+        sp.add_argument("--reference", action="append", metavar="NAME",
+                        help="add a published Kodak curve (bpg, jpeg, webp, jpeg2000, vtm, mbt2018, mbt2018-mean, or a file stem)")
+
+    b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
+    analysis_args(b)
+    b.add_argument("--anchor", default="bpg", help="codec spec; measured if present, else the published curve")
+    b.add_argument("--metric", default="psnr_rgb", choices=("psnr_rgb", "psnr_y", "ms_ssim_db"))
+    b.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"))
+    b.add_argument("--per-image", action="store_true", help="BD per image, then mean, std and bootstrap 95%% interval")
+    b.add_argument("--csv", metavar="FILE")
+    b.add_argument("--markdown", metavar="FILE")
+    b.set_defaults(fn=cmd_bdrate)
+
+    pl = sub.add_parser("plot", help="RD curves as PNG/SVG/PDF")
+    analysis_args(pl)
+    pl.add_argument("--out", required=True, metavar="DIR")
+    pl.add_argument("--metric", action="append", choices=("psnr_rgb", "psnr_y", "ms_ssim_db"))
+    pl.add_argument("--format", default="png,svg", help="comma-separated: png, svg, pdf")
+    pl.set_defaults(fn=cmd_plot)
+
+    rp = sub.add_parser("report", help="Markdown report: BD tables vs the anchor, RD plots, method")
+    analysis_args(rp)
+    rp.add_argument("--out", required=True, metavar="DIR")
+    rp.add_argument("--anchor", default="bpg")
+    rp.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"))
+    rp.set_defaults(fn=cmd_report)
 
     c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")
     c.set_defaults(fn=cmd_codecs)

@@ -25,3 +25,8 @@ def codec_specs_folder() -> Traversable:
 
 def manifests_folder() -> Traversable:
     return packaged_folder("rdbench._manifests", "datasets")
+
+
+def reference_folder() -> Traversable:
+    """Published RD curves shipped with rdbench (see reference/SOURCE.md)."""
+    return resources.files("rdbench") / "reference"

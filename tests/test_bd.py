@@ -1,0 +1,74 @@
+import itertools
+import json
+import warnings
+
+import bjontegaard
+import numpy as np
+import pytest
+
+from rdbench.bd import BDError, LowOverlapWarning, bd, bd_psnr, bd_rate
+from rdbench.packaged import reference_folder
+
+NAMES = ["bpg_444_x265_ycbcr", "jpeg", "webp", "jpeg2000", "vtm", "paper-mbt2018", "paper-mbt2018-mean",
+         "compressai-mbt2018_mse_cpu", "compressai-bmshj2018-hyperprior_mse_cpu"]
+
+
+def curve(name, metric="psnr-rgb"):
+    r = json.loads((reference_folder() / f"{name}.json").read_text())["results"]
+    return np.array(r["bpp"]), np.array(r[metric])
+
+
+PAIRS = list(itertools.permutations(NAMES, 2))
+
+
+@pytest.mark.parametrize("method", ["cubic", "pchip", "akima"])
+def test_agrees_with_bjontegaard_on_published_curves(method):
+    compared = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for a, t in PAIRS:
+            (ar, ad), (tr, td) = curve(a), curve(t)
+            expected_rate = bjontegaard.bd_rate(ar, ad, tr, td, method, require_matching_points=False, min_overlap=0)
+            expected_psnr = bjontegaard.bd_psnr(ar, ad, tr, td, method, require_matching_points=False, min_overlap=0)
+            assert bd_rate(ar, ad, tr, td, method) == pytest.approx(expected_rate, abs=0.01), (a, t)
+            assert bd_psnr(ar, ad, tr, td, method) == pytest.approx(expected_psnr, abs=0.001), (a, t)
+            compared += 1
+    assert compared == len(PAIRS)
+
+
+def test_agrees_on_ms_ssim_db_and_unsorted_input():
+    ar, ad = curve("bpg_444_x265_ycbcr", "ms-ssim-rgb")
+    tr, td = curve("compressai-mbt2018_mse_cpu", "ms-ssim-rgb")
+    ad, td = -10 * np.log10(1 - ad), -10 * np.log10(1 - td)
+    expected = bjontegaard.bd_rate(ar, ad, tr, td, "pchip", require_matching_points=False, min_overlap=0)
+    shuffle = np.random.default_rng(0).permutation(len(tr))
+    assert bd_rate(ar[::-1], ad[::-1], tr[shuffle], td[shuffle]) == pytest.approx(expected, abs=0.01)
+
+
+def test_known_values():
+    # the same curve shifted to half the rate: BD-rate -50% for every method
+    r = np.array([0.25, 0.5, 1.0, 2.0, 4.0])
+    d = np.array([28.0, 31.0, 34.5, 38.0, 41.0])
+    for method in ("cubic", "pchip", "akima"):
+        assert bd_rate(r, d, r / 2, d, method) == pytest.approx(-50.0, abs=1e-9)
+        assert bd_psnr(r, d, r, d + 0.7, method) == pytest.approx(0.7, abs=1e-9)
+    result = bd(r, d, r / 2, d)
+    assert result.overlap == pytest.approx(1.0) and result.interval == (28.0, 41.0)
+
+
+def test_edge_cases_have_clear_messages():
+    r = np.array([0.25, 0.5, 1.0, 2.0])
+    d = np.array([28.0, 31.0, 34.5, 38.0])
+    with pytest.raises(BDError, match="3 points; BD needs at least 4"):
+        bd_rate(r[:3], d[:3], r, d)
+    with pytest.raises(BDError, match="test: not monotonic: quality falls from 34.5 to 33"):
+        bd_rate(r, d, r, [28.0, 31.0, 34.5, 33.0])
+    with pytest.raises(BDError, match="do not overlap in quality"):
+        bd_rate(r, d, r, d + 20)
+    with pytest.raises(BDError, match="method 'linear'"):
+        bd_rate(r, d, r, d, method="linear")
+    with pytest.raises(BDError, match="rates must be positive"):
+        bd_rate([0, 1, 2, 3], d, r, d)
+    with pytest.warns(LowOverlapWarning, match="overlap on only"):
+        res = bd(r, d, r, d + 8)
+    assert 0 < res.overlap < 0.75
