@@ -119,3 +119,40 @@ def test_encoder_failure_is_a_codec_error(tmp_path, kodim):
     codec = ExternalCodec(load_definition(tmp_path / "fails.toml"))
     with pytest.raises(CodecError, match="encoder exited with 7: broken pipe dream"):
         codec.encode(kodim(1)[:64, :64].copy(), 1)
+
+
+def test_entry_point_codec_from_another_package(tmp_path, kodim):
+    # a real installed-distribution layout: dist-info with entry_points.txt, found via sys.path
+    (tmp_path / "gray_codec.py").write_text(textwrap.dedent("""
+        import numpy as np
+        from rdbench.codecs import Codec
+
+        class Gray(Codec):
+            description = "test codec from another package"
+            qualities = (1,)
+            version = "gray 1.0"
+
+            def encode(self, image, quality):
+                return image.mean(axis=2).astype(np.uint8).tobytes() + bytes([image.shape[0] // 256, image.shape[0] % 256])
+
+            def decode(self, data):
+                h = data[-2] * 256 + data[-1]
+                g = np.frombuffer(data[:-2], np.uint8).reshape(h, -1)
+                return np.repeat(g[..., None], 3, axis=2)
+    """))
+    dist = tmp_path / "gray_codec-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: gray-codec\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[rdbench.codecs]\ngray = gray_codec:Gray\n")
+    code = f"""
+import sys; sys.path.insert(0, {str(tmp_path)!r})
+import numpy as np
+from rdbench.codecs import load, codec_names
+assert 'gray' in codec_names()
+c = load('gray')
+img = np.zeros((300, 200, 3), np.uint8) + 7
+print(c.version, c.decode(c.encode(img, 1)).shape)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "gray 1.0 (300, 200, 3)"

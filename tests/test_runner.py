@@ -44,6 +44,21 @@ def test_grid_is_measured_and_rerun_recomputes_nothing(small_dataset, tmp_path):
     assert (more.ok, more.skipped) == (6, 12)
 
 
+def test_keep_writes_bitstreams_and_reconstructions(small_dataset, tmp_path):
+    from rdbench.images import load_rgb
+    from rdbench.measure import Settings
+
+    out = tmp_path / "out"
+    run(folder_dataset(small_dataset), load_codecs(["jpeg:subsampling=444"]), out, qualities=[40],
+        workers=1, progress=False, settings=Settings(keep_dir=str(out)))
+    bits = sorted((out / "bitstreams" / "jpeg_subsampling=444").iterdir())
+    recs = sorted((out / "reconstructions" / "jpeg_subsampling=444").iterdir())
+    assert [p.name for p in bits] == ["kodim01_crop.q40.jpg", "kodim07_crop.q40.jpg", "kodim23_crop.q40.jpg"]
+    table = {r["image"]: r for r in rows(out)}
+    assert bits[0].stat().st_size == int(table["kodim01_crop.png"]["bytes"])
+    assert load_rgb(recs[0]).pixels.shape == (192, 256, 3)
+
+
 def test_bad_image_is_recorded_and_the_run_goes_on(small_dataset, tmp_path):
     (small_dataset / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "out"
