@@ -65,7 +65,7 @@ def cmd_bdrate(args) -> int:
     else:
         result = bd_table(table, args.anchor, args.metric, args.method)
     pd.set_option("display.width", 200)
-    shown = result.drop(columns=[c for c in ("error",) if c in result and not result[c].astype(bool).any()])
+    shown = result if result["error"].astype(bool).any() else result.drop(columns="error")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.csv:
         result.to_csv(args.csv, index=False)

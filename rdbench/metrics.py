@@ -20,7 +20,6 @@ uses OpenCV's separable filter, and the original's statistics are computed once 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -75,10 +74,6 @@ def mse_to_psnr(mse: float) -> float:
 def psnr_rgb(original: np.ndarray, decoded: np.ndarray) -> float:
     sse = cv2.norm(original, decoded, cv2.NORM_L2SQR)  # exact: integer sums in float64
     return mse_to_psnr(sse / original.size)
-
-
-def luma(pixels: np.ndarray) -> np.ndarray:
-    return pixels.reshape(-1, 3) @ LUMA_BT601
 
 
 def psnr_y(original: np.ndarray, decoded: np.ndarray) -> float:

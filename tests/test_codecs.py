@@ -5,7 +5,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from rdbench.codecs import CodecUnavailable, available, load, parse_spec
+from rdbench.codecs import available, load, parse_spec
 from rdbench.codecs.base import split_spec_list
 from rdbench.metrics import psnr_rgb
 

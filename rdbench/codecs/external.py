@@ -185,9 +185,11 @@ class ExternalCodec(Codec):
             done = subprocess.run(self._args(cmd), capture_output=True, text=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"unknown ({exc})"
-        text = done.stdout + done.stderr
+        text = (done.stdout + done.stderr).strip()
         match = re.search(self.definition.version_pattern, text)
-        return f"{self.name} {match.group(1) if match else text.strip().splitlines()[0] if text.strip() else 'unknown'}"
+        if match:
+            return f"{self.name} {match.group(1)}"
+        return f"{self.name} {text.splitlines()[0] if text else 'unknown'}"
 
     def _run(self, args: list[str], what: str) -> None:
         try:
