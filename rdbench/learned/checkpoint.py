@@ -1,0 +1,171 @@
+"""Checkpoints: the state dict plus everything needed to rebuild the model, and CompressAI imports.
+
+An rdbench checkpoint is a torch file holding a dict:
+
+    format: "rdbench-checkpoint", format_version: 1,
+    config: ModelConfig.to_dict() (variant, N, M, k, K, rates),
+    state_dict: the weights, with the entropy bottleneck's CDF tables already built,
+    training: {lambda(s), metric, steps, data, crop, batch, lr, seed, rdbench_version, ...},
+    optimizer, aux_optimizer, rng: present while training (for resume), dropped by `slim()`.
+
+A CompressAI checkpoint (a bare state dict, or one nested under "state_dict") of
+bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean or mbt2018 loads too: the variant, N, M,
+k and K are read off the weight shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from rdbench.learned.config import ModelConfig
+from rdbench.learned.models import LatentModel
+
+FORMAT = "rdbench-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable checkpoint; the message names the file and the problem."""
+
+
+@dataclass
+class LoadedModel:
+    model: LatentModel
+    model_id: bytes
+    source: str
+    training: dict = field(default_factory=dict)
+
+
+def model_id(model: LatentModel) -> bytes:
+    """8 bytes of SHA-256 over the configuration and every tensor of the state dict."""
+    h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.digest()[:8]
+
+
+def prepare_for_coding(model: LatentModel) -> LatentModel:
+    """Build the entropy bottleneck's CDF tables (fixed buffers the coder reads)."""
+    model.update(force=True)
+    return model
+
+
+def save(path: str | Path, model: LatentModel, training: dict, extra: dict | None = None) -> None:
+    """Write atomically (temporary file, then rename)."""
+    from rdbench import __version__
+
+    prepare_for_coding(model)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "training": {"rdbench_version": __version__, **training},
+        **(extra or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def slim(src: str | Path, dest: str | Path, half: bool = False) -> None:
+    """Copy a checkpoint without its optimizer and RNG state (what a codec needs)."""
+    payload = _read(Path(src))
+    for key in ("optimizer", "aux_optimizer", "rng"):
+        payload.pop(key, None)
+    if half:
+        payload["state_dict"] = {
+            k: (v.half() if v.is_floating_point() and not k.endswith(("_quantized_cdf", "_offset", "_cdf_length")) else v)
+            for k, v in payload["state_dict"].items()
+        }
+        payload["stored_as"] = "float16"
+    torch.save(payload, dest)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: holds a {type(payload).__name__}, not a checkpoint dict")
+    return payload
+
+
+def infer_config(state_dict: dict, source: str = "state dict") -> ModelConfig:
+    """The ModelConfig of a CompressAI-style state dict, from its weight shapes."""
+    try:
+        N = state_dict["g_a.0.weight"].shape[0]
+        M = state_dict["g_a.6.weight"].shape[0]
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: no {exc.args[0]}; not a model of the Minnen/Ballé family") from exc
+    k, out = 5, None
+    if "context_prediction.weight" in state_dict:
+        k = state_dict["context_prediction.weight"].shape[-1]
+        variant = "joint" if "h_a.0.weight" in state_dict else "context"
+        out = state_dict["entropy_parameters.4.weight"].shape[0]
+    elif "h_s.4.weight" in state_dict:
+        out = state_dict["h_s.4.weight"].shape[0]
+        # bmshj2018-hyperprior ends h_s in M scales; mbt2018-mean in 2M (scales, means)
+        variant = "hyperprior" if out == M else "mean-scale"
+    else:
+        variant = "factorized"
+    K = 1
+    if variant not in ("factorized", "hyperprior") and out != 2 * M:
+        if out % (3 * M):
+            raise CheckpointError(f"{source}: parameter layer has {out} channels, which fits no K for M={M}")
+        K = out // (3 * M)
+    rates = (0.0,) * state_dict["gain"].shape[0] if "gain" in state_dict else (0.0,)
+    return ModelConfig(variant, N, M, k, K, rates)
+
+
+def _compressai_state_dict(payload: dict) -> dict:
+    from compressai.zoo.pretrained import load_pretrained
+
+    for key in ("state_dict", "model", "network"):
+        if isinstance(payload.get(key), dict):
+            payload = payload[key]
+            break
+    return load_pretrained(payload)
+
+
+def load(path: str | Path, device: str = "cpu") -> LoadedModel:
+    """An rdbench or CompressAI checkpoint, ready to code (CDF tables built, eval mode)."""
+    path = Path(path)
+    payload = _read(path)
+    training = {}
+    if payload.get("format") == FORMAT:
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: checkpoint format version {payload.get('format_version')}, expected {FORMAT_VERSION}")
+        try:
+            config = ModelConfig.from_dict(payload["config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: bad model configuration ({exc})") from exc
+        state_dict = {k: v.float() if v.dtype == torch.float16 else v for k, v in payload["state_dict"].items()}
+        training = payload.get("training", {})
+    else:
+        state_dict = _compressai_state_dict(payload)
+        config = infer_config(state_dict, str(path))
+        training = {"source": "compressai"}
+    model = LatentModel(config)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not fit a {config.label()} model ({exc})") from exc
+    if config.variant != "context":
+        if model.entropy_bottleneck._offset.numel() == 0:
+            prepare_for_coding(model)
+    model.to(device).eval()
+    return LoadedModel(model, model_id(model), str(path), training)

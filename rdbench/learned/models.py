@@ -1,0 +1,170 @@
+"""The Minnen, Ballé & Toderici (2018) model family, built on CompressAI's layers.
+
+One class, `LatentModel`, holds the boxes a variant has, under the paper's names:
+
+- `g_a`, `g_s`: analysis and synthesis transforms (y = g_a(x), x̂ = g_s(ŷ)).
+- `h_a`, `h_s`: hyper-analysis and hyper-synthesis (z = h_a(y), ψ = h_s(ẑ)).
+- `context_prediction`: the masked (type A) k x k convolution over ŷ (φ).
+- `entropy_parameters`: 1x1 convolutions from (ψ, φ) to the Gaussian (or mixture) parameters.
+- `entropy_bottleneck`: the factorized density of z (or of y, for `factorized`).
+
+Module and parameter names match CompressAI's bmshj2018-factorized, bmshj2018-hyperprior,
+mbt2018-mean and mbt2018, so their checkpoints load as they are. A variable-rate model (several
+lambdas) adds gain units: per-rate channel gains applied to y before quantization and their
+inverses before g_s (and the same for z).
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN, MaskedConv2d
+from compressai.models import CompressionModel
+from torch import nn
+
+from rdbench.learned.config import ModelConfig
+
+SCALE_BOUND = 0.11
+
+
+def _conv(c_in: int, c_out: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2)
+
+
+def _deconv(c_in: int, c_out: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)
+
+
+def analysis_transform(N: int, M: int) -> nn.Sequential:
+    return nn.Sequential(_conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M))
+
+
+def synthesis_transform(N: int, M: int) -> nn.Sequential:
+    return nn.Sequential(
+        _deconv(M, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
+        _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
+    )
+
+
+def param_channels(config: ModelConfig) -> int:
+    """Channels of the distribution parameters: (scales, means) for K = 1, in CompressAI's order;
+    (weight logits, means, scales) for each of K components otherwise."""
+    return 2 * config.M if config.K == 1 else 3 * config.K * config.M
+
+
+class LatentModel(CompressionModel):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        N, M = config.N, config.M
+        self.g_a = analysis_transform(N, M)
+        self.g_s = synthesis_transform(N, M)
+        variant = config.variant
+
+        if variant == "factorized":
+            self.entropy_bottleneck = EntropyBottleneck(M)
+        elif variant == "hyperprior":
+            self.h_a = nn.Sequential(_conv(M, N, 3, 1), nn.ReLU(), _conv(N, N), nn.ReLU(), _conv(N, N))
+            self.h_s = nn.Sequential(
+                _deconv(N, N), nn.ReLU(), _deconv(N, N), nn.ReLU(), _conv(N, M, 3, 1), nn.ReLU()
+            )
+        elif variant in ("mean-scale", "joint"):
+            h_out = 2 * M if variant == "joint" else param_channels(config)
+            self.h_a = nn.Sequential(
+                _conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), _conv(N, N),
+                nn.LeakyReLU(inplace=True), _conv(N, N),
+            )
+            self.h_s = nn.Sequential(
+                _deconv(N, M), nn.LeakyReLU(inplace=True), _deconv(M, M * 3 // 2),
+                nn.LeakyReLU(inplace=True), _conv(M * 3 // 2, h_out, 3, 1),
+            )
+        if config.has_hyperprior:
+            self.entropy_bottleneck = EntropyBottleneck(N)
+        if config.has_context:
+            k = config.k
+            self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=k, padding=k // 2, stride=1)
+            c_in = 4 * M if config.has_hyperprior else 2 * M
+            self.entropy_parameters = nn.Sequential(
+                nn.Conv2d(c_in, M * 10 // 3, 1), nn.LeakyReLU(inplace=True),
+                nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(inplace=True),
+                nn.Conv2d(M * 8 // 3, param_channels(config), 1),
+            )
+        if variant != "factorized":
+            self.gaussian_conditional = GaussianConditional(None, scale_bound=SCALE_BOUND)
+        if config.variable_rate:
+            R = len(config.rates)
+            self.gain = nn.Parameter(torch.ones(R, M))
+            self.inverse_gain = nn.Parameter(torch.ones(R, M))
+            if config.has_hyperprior:
+                self.hyper_gain = nn.Parameter(torch.ones(R, N))
+                self.hyper_inverse_gain = nn.Parameter(torch.ones(R, N))
+
+    # -- gain units (identity for single-rate models) ------------------------------------------
+    def _scale(self, x: torch.Tensor, name: str, rate: int) -> torch.Tensor:
+        if not self.config.variable_rate:
+            return x
+        return x * getattr(self, name)[rate].view(1, -1, 1, 1)
+
+    def analyse(self, x: torch.Tensor, rate: int = 0) -> torch.Tensor:
+        """y (scaled by the rate's gain): what is quantized."""
+        return self._scale(self.g_a(x), "gain", rate)
+
+    def synthesise(self, y_hat: torch.Tensor, rate: int = 0) -> torch.Tensor:
+        return self.g_s(self._scale(y_hat, "inverse_gain", rate))
+
+    def hyper_analyse(self, y: torch.Tensor, rate: int = 0) -> torch.Tensor:
+        y_in = torch.abs(y) if self.config.variant == "hyperprior" else y
+        return self._scale(self.h_a(y_in), "hyper_gain", rate)
+
+    def hyper_synthesis_input(self, z_hat: torch.Tensor, rate: int = 0) -> torch.Tensor:
+        return self._scale(z_hat, "hyper_inverse_gain", rate)
+
+    # -- training / estimation forward ---------------------------------------------------------
+    def forward(self, x: torch.Tensor, rate: int = 0) -> dict:
+        cfg = self.config
+        y = self.analyse(x, rate)
+        likelihoods = {}
+        if cfg.variant == "factorized":
+            y_hat, likelihoods["y"] = self.entropy_bottleneck(y)
+            return {"x_hat": self.synthesise(y_hat, rate), "likelihoods": likelihoods}
+
+        psi = None
+        if cfg.has_hyperprior:
+            z = self.hyper_analyse(y, rate)
+            z_hat, likelihoods["z"] = self.entropy_bottleneck(z)
+            psi = self.h_s(self.hyper_synthesis_input(z_hat, rate))
+
+        y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
+        if cfg.variant == "hyperprior":
+            _, likelihoods["y"] = self.gaussian_conditional(y, psi)
+        else:
+            if cfg.has_context:
+                phi = self.context_prediction(y_hat)
+                params = self.entropy_parameters(phi if psi is None else torch.cat((psi, phi), dim=1))
+            else:
+                params = psi
+            if cfg.K == 1:
+                scales, means = params.chunk(2, 1)
+                y_coded, likelihoods["y"] = self.gaussian_conditional(y, scales, means=means)
+                if not cfg.has_context:  # ŷ = round(y - μ) + μ, as coded (with context, μ needs ŷ)
+                    y_hat = y_coded
+            else:
+                likelihoods["y"] = self.mixture_likelihood(y_hat, params)
+        return {"x_hat": self.synthesise(y_hat, rate), "likelihoods": likelihoods}
+
+    def mixture_likelihood(self, y_hat: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """P(ŷ) under a K-component Gaussian mixture, integrated over [ŷ - 1/2, ŷ + 1/2]."""
+        B, _, H, W = params.shape
+        K, M = self.config.K, self.config.M
+        logits, means, scales = (p.reshape(B, K, M, H, W) for p in params.chunk(3, 1))
+        weights = torch.softmax(logits, dim=1)
+        gc = self.gaussian_conditional
+        scales = gc.lower_bound_scale(scales)
+        centred = torch.abs(y_hat.unsqueeze(1) - means)
+        upper = gc._standardized_cumulative((0.5 - centred) / scales)
+        lower = gc._standardized_cumulative((-0.5 - centred) / scales)
+        return gc.likelihood_lower_bound((weights * (upper - lower)).sum(dim=1))
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
