@@ -15,6 +15,17 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
 
+def _on_cuda(spec: str) -> str:
+    """Add device=cuda to a learned codec's spec (classical codecs have no device)."""
+    from rdbench.codecs.base import parse_spec
+    from rdbench.codecs.registry import LEARNED_CODECS
+
+    parsed = parse_spec(spec)
+    if parsed.name not in LEARNED_CODECS or "device" in parsed.options:
+        return spec
+    return spec + ("," if parsed.options else ":") + "device=cuda"
+
+
 def cmd_run(args) -> int:
     from rdbench.codecs.base import canonical_quality, split_spec_list
     from rdbench.datasets import resolve_dataset
@@ -25,6 +36,8 @@ def cmd_run(args) -> int:
     if args.max_images:
         dataset.images = dataset.images[: args.max_images]
     specs = split_spec_list(args.codec) if args.codec else default_codec_specs()
+    if args.device == "cuda":
+        specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
     qualities = [canonical_quality(q) for q in _split(args.quality)] or None
     out = args.out or f"results/{dataset.name}"
@@ -122,6 +135,75 @@ def cmd_codecs(args) -> int:
     return 0
 
 
+def _progress_printer():
+    """Training progress: a redrawn bar on a terminal, one line per report otherwise."""
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        if tty and line.startswith("step "):
+            done, total = (int(x) for x in line.split()[1].split("/"))
+            filled = int(30 * done / max(total, 1))
+            end = "\n" if done >= total else ""
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {line}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from rdbench.learned.config import QUALITY_LAMBDAS, QUALITY_LAMBDAS_MS_SSIM, ModelConfig
+    from rdbench.learned.train import TrainingError, TrainOptions, train
+
+    ladder = QUALITY_LAMBDAS if args.metric == "mse" else QUALITY_LAMBDAS_MS_SSIM
+    lambdas = [float(x) for x in _split(args.lmbda)]
+    for q in _split(args.quality):
+        if not 1 <= int(q) <= len(ladder):
+            raise ValueError(f"--quality {q}: expected 1..{len(ladder)}")
+        lambdas.append(ladder[int(q) - 1])
+    if not lambdas:
+        raise ValueError("give --lambda or --quality (several of either make a variable-rate model)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda, but torch sees no CUDA device")
+    config = ModelConfig(args.variant, args.N, args.M, args.k, args.K, tuple(lambdas))
+    opts = TrainOptions(
+        config=config, data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
+        lr=args.lr, metric=args.metric, downscale=args.downscale, seed=args.seed, device=args.device,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=args.resume,
+    )
+    try:
+        path = train(opts, log=_progress_printer())
+    except TrainingError as exc:
+        print(f"rdbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(path)
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from pathlib import Path
+
+    from rdbench import ablation, ablation_config
+
+    config = ablation_config.load(args.config, args.data)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.toml").write_text(config.text) if not (out / "config.toml").exists() else None
+    if not args.eval_only:
+        ablation.train_all(config, out, jobs=args.jobs, device=args.device)
+    if args.train_only:
+        return 0
+    summary = ablation.evaluate(config, out, workers=args.workers, device=args.device,
+                                max_images=args.max_images, progress=not args.no_progress)
+    print(f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored", file=sys.stderr)
+    print(ablation.summarize(config, out, " ".join(["rdbench", *sys.argv[1:]])))
+    return EXIT_ITEMS_FAILED if summary.failed else 0
+
+
 def cmd_datasets(args) -> int:
     import os
 
@@ -156,7 +238,46 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--no-report", action="store_true", help="do not write DIR/report.md at the end")
     r.add_argument("--anchor", default="bpg", help="anchor codec of the report (measured if run, else published)")
+    r.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where learned codecs run their transforms")
     r.set_defaults(fn=cmd_run)
+
+    t = sub.add_parser("train", help="train a learned codec (Minnen 2018 family) on a folder of images")
+    t.add_argument("--variant", default="joint", choices=("factorized", "hyperprior", "mean-scale", "context", "joint"))
+    t.add_argument("--N", type=int, default=192, help="channels of g_a/g_s and of z")
+    t.add_argument("--M", type=int, default=192, help="channels of y")
+    t.add_argument("--k", type=int, default=5, help="context kernel size (odd)")
+    t.add_argument("--K", type=int, default=1, help="Gaussian mixture components (1: single Gaussian)")
+    t.add_argument("--lambda", dest="lmbda", action="append", metavar="L",
+                   help="rate-distortion weight; several make a variable-rate model (gain units)")
+    t.add_argument("--quality", action="append", metavar="Q", help="CompressAI's lambda ladder, 1..8 (instead of --lambda)")
+    t.add_argument("--metric", default="mse", choices=("mse", "ms-ssim"))
+    t.add_argument("--data", required=True, metavar="DIR", help="folder of training images (never Kodak)")
+    t.add_argument("--out", required=True, metavar="FILE", help="checkpoint path")
+    t.add_argument("--steps", type=int, default=100000)
+    t.add_argument("--batch", type=int, default=8)
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--downscale", type=int, default=1, help="shrink images by this factor before cropping")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    t.add_argument("--checkpoint-every", type=int, default=500, metavar="STEPS")
+    t.add_argument("--log-every", type=int, default=50, metavar="STEPS")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    t.set_defaults(fn=cmd_train)
+
+    a = sub.add_parser("ablate", help="train and evaluate a grid of learned-codec variants (see results/ablation/)")
+    a.add_argument("config", metavar="CONFIG", help="ablation TOML file")
+    a.add_argument("--out", required=True, metavar="DIR")
+    a.add_argument("--data", metavar="DIR", help="training images (overrides the config's [training] data)")
+    a.add_argument("--jobs", type=int, default=1, help="cells trained in parallel (threads split between them)")
+    a.add_argument("--workers", type=int, default=None, help="evaluation worker processes (default: all cores)")
+    a.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    a.add_argument("--max-images", type=int, metavar="N", help="evaluate on the first N images only")
+    a.add_argument("--train-only", action="store_true")
+    a.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints as they are")
+    a.add_argument("--no-progress", action="store_true")
+    a.set_defaults(fn=cmd_ablate)
 
     def analysis_args(sp):
         sp.add_argument("results", nargs="+", metavar="RESULTS", help="result folders, results.csv files or CompressAI JSON files")
@@ -204,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.fn(args)
-    except (DatasetError, CodecUnavailable, StoreError, ValueError) as exc:
+    except (DatasetError, CodecUnavailable, StoreError, ValueError, FileNotFoundError) as exc:
         print(f"rdbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

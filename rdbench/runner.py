@@ -30,7 +30,10 @@ class RunSummary:
 
 def default_codec_specs() -> list[str]:
     """Every classical codec that can run here (learned codecs are asked for by name)."""
-    return [name for name, codec, problem in available() if not problem and not getattr(codec, "learned", False)]
+    return [
+        name for name, codec, problem in available(include_learned=False)
+        if not problem and not getattr(codec, "learned", False)
+    ]
 
 
 def load_codecs(specs: list[str]) -> list[Codec]:

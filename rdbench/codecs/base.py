@@ -86,6 +86,7 @@ class Codec:
     qualities: tuple[int | float, ...] = ()
     quality_range: tuple[float, float] | None = None
     options: dict[str, Option] = {}
+    learned: bool = False  # learned codecs run only when asked for by name
 
     def __init__(self, spec: Spec | str | None = None):
         spec = parse_spec(spec) if isinstance(spec, str) else spec or Spec(self.name, self.name)

@@ -7,6 +7,7 @@ never imports torch.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from importlib.metadata import entry_points
 from typing import Callable, Union
 
@@ -17,6 +18,15 @@ _REGISTRY: dict[str, Union[type[Codec], Factory, str]] = {}
 _LOADED = False
 
 BUILTIN_MODULES = ("rdbench.codecs.pillow",)
+# Learned codecs import torch; they are registered by name only and imported when loaded.
+LEARNED_CODECS = {
+    "learned": "rdbench.codecs.learned:LearnedCodec",
+    "mbt2018": "rdbench.codecs.learned:zoo_codec",
+    "mbt2018-mean": "rdbench.codecs.learned:zoo_codec",
+    "bmshj2018-hyperprior": "rdbench.codecs.learned:zoo_codec",
+    "bmshj2018-factorized": "rdbench.codecs.learned:zoo_codec",
+}
+LEARNED_PACKAGES = ("torch", "compressai", "constriction")
 ENTRY_POINT_GROUP = "rdbench.codecs"
 
 
@@ -42,6 +52,7 @@ def _ensure_loaded() -> None:
     _LOADED = True
     for module in BUILTIN_MODULES:
         importlib.import_module(module)
+    _REGISTRY.update(LEARNED_CODECS)
     from rdbench.codecs import external
 
     external.register_all()
@@ -85,10 +96,23 @@ def load(spec: str | Spec, check_available: bool = True) -> Codec:
     return codec
 
 
-def available() -> list[tuple[str, Codec | None, str | None]]:
-    """(name, codec, problem) for every registered codec with default options."""
+def missing_learned_packages() -> list[str]:
+    return [p for p in LEARNED_PACKAGES if importlib.util.find_spec(p) is None]
+
+
+def available(include_learned: bool = True) -> list[tuple[str, Codec | None, str | None]]:
+    """(name, codec, problem) for every registered codec with default options.
+
+    With include_learned=False the learned codecs are left out (and torch is never imported)."""
     rows = []
     for name in codec_names():
+        if name in LEARNED_CODECS:
+            if not include_learned:
+                continue
+            missing = missing_learned_packages()
+            if missing:
+                rows.append((name, None, f"needs {', '.join(missing)}: pip install 'rdbench[learned]'"))
+                continue
         try:
             codec = load(name, check_available=False)
             rows.append((name, codec, codec.availability()))

@@ -1,0 +1,200 @@
+"""Learned codecs as codec adapters: rdbench checkpoints, CompressAI checkpoints, CompressAI's zoo.
+
+- `learned:checkpoint=FILE`: one checkpoint; a variable-rate one gives one quality per rate.
+- `learned:checkpoints=DIR`: one checkpoint per rate point (*.pt, *.pth, *.pth.tar), ordered by
+  their training lambda (or file name when unknown); quality i is the i-th.
+- `mbt2018`, `mbt2018-mean`, `bmshj2018-hyperprior`, `bmshj2018-factorized`: CompressAI's
+  pretrained weights, qualities 1-8, `metric=mse|ms-ssim`, fetched on first use (see zoo.py).
+
+All code with rdbench's exact coder (rdbench/learned/coding.py). `device=cuda` runs the
+transforms on a GPU; the parameters that feed the entropy coder are always computed exactly on
+the CPU, so a bitstream encoded on a GPU decodes on a CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from rdbench.codecs.base import Codec, CodecError, Option, Spec
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt")
+FORMAT_NAME = "rdbench-learned bitstream v1"
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(CHECKPOINT_SUFFIXES)
+
+
+class _LearnedBase(Codec):
+    learned = True
+    extension = "rdbl"
+    quality_name = "rate point"
+
+    def availability(self) -> str | None:
+        from rdbench.codecs.registry import missing_learned_packages
+
+        missing = missing_learned_packages()
+        if missing:
+            return f"needs {', '.join(missing)}: pip install 'rdbench[learned]'"
+        if self.opts.get("device") == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                return "device=cuda, but torch sees no CUDA device"
+        return None
+
+    def _setup_torch(self) -> None:
+        import torch
+
+        if self.opts.get("threads", "0") != "0":
+            torch.set_num_threads(int(self.opts["threads"]))
+
+    # subclasses: _coder_for(quality) -> (LatentCoder, rate index); _all_coders() for decode
+    _coders: dict
+
+    def encode(self, image: np.ndarray, quality) -> bytes:
+        coder, rate = self._coder_for(self.check_quality(quality))
+        return coder.encode(image, rate)
+
+    def decode(self, data: bytes) -> np.ndarray:
+        from rdbench.learned.bitstream import BitstreamError, parse
+
+        header = parse(data)
+        coder = self._coder_by_id(header.model_id)
+        if coder is None:
+            raise BitstreamError(f"bitstream was made by model {header.model_id.hex()}, which is not one of {self.spec.text}'s models")
+        return coder.decode(data)
+
+    def extra_measurements(self, image: np.ndarray, quality, data: bytes) -> dict:
+        coder, rate = self._coder_for(self.check_quality(quality))
+        bits = coder.estimated_bits(image, rate)
+        return {"bpp_estimated": bits / (image.shape[0] * image.shape[1])}
+
+
+class LearnedCodec(_LearnedBase):
+    name = "learned"
+    description = "rdbench or CompressAI checkpoints of the Minnen 2018 family, exact entropy coding"
+    options = {
+        "checkpoint": Option("", help="one checkpoint file (a variable-rate one gives one quality per rate)"),
+        "checkpoints": Option("", help="a folder with one checkpoint per rate point"),
+        "device": Option("cpu", ("cpu", "cuda")),
+        "threads": Option("0", help="torch threads (0: torch's default)"),
+    }
+
+    def __init__(self, spec: Spec | str | None = None):
+        super().__init__(spec)
+        one, many = self.opts["checkpoint"], self.opts["checkpoints"]
+        if bool(one) == bool(many):
+            raise ValueError(f"codec spec {self.spec.text!r}: give exactly one of checkpoint=FILE or checkpoints=DIR")
+        if one:
+            if not Path(one).is_file():
+                raise ValueError(f"codec spec {self.spec.text!r}: {one}: no such checkpoint file")
+            self.paths = [Path(one)]
+        else:
+            folder = Path(many)
+            if not folder.is_dir():
+                raise ValueError(f"codec spec {self.spec.text!r}: {many}: no such folder")
+            self.paths = sorted(p for p in folder.iterdir() if _is_checkpoint(p))
+            if not self.paths:
+                raise ValueError(f"codec spec {self.spec.text!r}: {many}: no checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)})")
+        self._coders = {}
+
+    @cached_property
+    def _models(self) -> list:
+        """Loaded models in rate order, each with its rate index: [(LoadedModel, rate), ...]."""
+        from rdbench.learned.checkpoint import load
+
+        self._setup_torch()
+        loaded = [load(p, self.opts["device"]) for p in self.paths]
+        if len(loaded) > 1:
+            loaded.sort(key=lambda m: (m.model.config.rates[0] or float("inf"), m.source))
+        return [(m, r) for m in loaded for r in range(len(m.model.config.rates))]
+
+    @property
+    def qualities(self) -> tuple[int, ...]:
+        return tuple(range(1, len(self._models) + 1))
+
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        return (1, len(self._models))
+
+    @cached_property
+    def version(self) -> str:
+        ids = b"".join(m.model_id for m, _ in self._models)
+        return f"{FORMAT_NAME}; models {hashlib.sha256(ids).hexdigest()[:16]}"
+
+    def _coder(self, loaded):
+        from rdbench.learned.coding import LatentCoder
+
+        key = loaded.model_id
+        if key not in self._coders:
+            self._coders[key] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"])
+        return self._coders[key]
+
+    def _coder_for(self, quality):
+        if quality != int(quality):
+            raise ValueError(f"{self.spec.text}: rate point {quality} is not an integer")
+        loaded, rate = self._models[int(quality) - 1]
+        return self._coder(loaded), rate
+
+    def _coder_by_id(self, model_id: bytes):
+        for loaded, _ in self._models:
+            if loaded.model_id == model_id:
+                return self._coder(loaded)
+        return None
+
+
+class ZooCodec(_LearnedBase):
+    description = "CompressAI pretrained weights (qualities 1-8), coded by rdbench's exact coder"
+    qualities = tuple(range(1, 9))
+    quality_range = (1, 8)
+    options = {
+        "metric": Option("mse", ("mse", "ms-ssim")),
+        "device": Option("cpu", ("cpu", "cuda")),
+        "threads": Option("0", help="torch threads (0: torch's default)"),
+    }
+
+    def __init__(self, spec: Spec | str | None = None):
+        super().__init__(spec)
+        self._coders = {}
+
+    @property
+    def version(self) -> str:
+        from rdbench.learned.zoo import weights_url
+
+        names = ",".join(weights_url(self.name, self.opts["metric"], q).rsplit("-", 1)[1][:8] for q in self.qualities)
+        return f"{FORMAT_NAME}; compressai zoo {self.name} {self.opts['metric']} weights {hashlib.sha256(names.encode()).hexdigest()[:12]}"
+
+    def _coder_for(self, quality):
+        from rdbench.learned.checkpoint import load
+        from rdbench.learned.coding import LatentCoder
+        from rdbench.learned.zoo import fetch_weights
+
+        q = int(quality)
+        if q not in self._coders:
+            self._setup_torch()
+            try:
+                loaded = load(fetch_weights(self.name, self.opts["metric"], q), self.opts["device"])
+            except Exception as exc:
+                raise CodecError(str(exc)) from exc
+            self._coders[q] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"])
+        return self._coders[q], 0
+
+    def _coder_by_id(self, model_id: bytes):
+        for coder in self._coders.values():
+            if coder.model_id == model_id:
+                return coder
+        for q in self.qualities:  # a bitstream of a quality not used yet in this process
+            coder, _ = self._coder_for(q)
+            if coder.model_id == model_id:
+                return coder
+        return None
+
+
+def zoo_codec(spec: Spec) -> ZooCodec:
+    codec_cls = type(f"Zoo_{spec.name}", (ZooCodec,), {"name": spec.name})
+    return codec_cls(spec)

@@ -1,0 +1,194 @@
+"""Training: rate-distortion loss, Adam, the bottleneck's auxiliary loss, resumable checkpoints.
+
+Loss per batch: lambda * 255^2 * MSE + bpp (or lambda * (1 - MS-SSIM) + bpp), bpp from the
+model's likelihoods over the crop's pixels. A variable-rate model (several lambdas) draws one
+rate per step, uniformly, and trains that rate's gain vectors with the shared weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rdbench.images import ImageError, load_rgb
+from rdbench.learned import checkpoint
+from rdbench.learned.config import ModelConfig
+from rdbench.learned.models import LatentModel
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass
+class TrainOptions:
+    config: ModelConfig
+    data: str
+    out: str
+    steps: int = 1000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 1e-4
+    aux_lr: float = 1e-3
+    clip: float = 1.0
+    metric: str = "mse"  # or "ms-ssim"
+    downscale: int = 1  # shrink training images by this factor first (removes JPEG artefacts)
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 500
+    log_every: int = 50
+    resume: bool = False
+    exclude: tuple[str, ...] = field(default=())  # file names never to train on (e.g. Kodak's)
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+class CropSampler:
+    """Random crops (with random flips) from every image of a folder, held in memory as uint8."""
+
+    def __init__(self, folder: str, crop: int, downscale: int = 1, exclude=()):
+        paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in exclude)
+        if not paths:
+            raise TrainingError(f"{folder}: no training images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.images, skipped = [], []
+        for path in paths:
+            try:
+                pixels = load_rgb(path).pixels
+            except ImageError as exc:
+                skipped.append(f"{path.name}: {exc}")
+                continue
+            if downscale > 1:
+                from PIL import Image
+
+                h, w = pixels.shape[:2]
+                pixels = np.asarray(Image.fromarray(pixels).resize((w // downscale, h // downscale), Image.LANCZOS))
+            if min(pixels.shape[:2]) >= crop:
+                self.images.append(pixels)
+            else:
+                skipped.append(f"{path.name}: smaller than the {crop}px crop")
+        if not self.images:
+            raise TrainingError(f"{folder}: no image is at least {crop}x{crop} pixels ({len(skipped)} skipped)")
+        self.skipped = skipped
+        self.crop = crop
+
+    def batch(self, rng: np.random.Generator, size: int) -> torch.Tensor:
+        out = np.empty((size, self.crop, self.crop, 3), dtype=np.uint8)
+        for i in range(size):
+            img = self.images[rng.integers(len(self.images))]
+            top = rng.integers(img.shape[0] - self.crop + 1)
+            left = rng.integers(img.shape[1] - self.crop + 1)
+            patch = img[top : top + self.crop, left : left + self.crop]
+            if rng.random() < 0.5:
+                patch = patch[:, ::-1]
+            if rng.random() < 0.5:
+                patch = patch[::-1]
+            out[i] = patch
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255)
+
+
+def _optimizers(model: LatentModel, lr: float, aux_lr: float):
+    main = [p for n, p in model.named_parameters() if not n.endswith(".quantiles")]
+    aux = [p for n, p in model.named_parameters() if n.endswith(".quantiles")]
+    return torch.optim.Adam(main, lr=lr), (torch.optim.Adam(aux, lr=aux_lr) if aux else None)
+
+
+def rd_loss(model: LatentModel, x: torch.Tensor, rate: int, metric: str) -> tuple[torch.Tensor, dict]:
+    out = model(x, rate)
+    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()) / num_pixels
+    lam = model.config.rates[rate]
+    mse = torch.mean((out["x_hat"] - x) ** 2)
+    if metric == "mse":
+        distortion = 255**2 * mse
+    else:
+        from pytorch_msssim import ms_ssim
+
+        distortion = 1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0)
+    loss = lam * distortion + bpp
+    psnr = -10 * math.log10(max(mse.item(), 1e-12))
+    return loss, {"loss": float(loss), "bpp": float(bpp), "psnr": psnr}
+
+
+def train(opts: TrainOptions, log=None) -> Path:
+    """Train (or resume) and return the checkpoint path. `log(str)` receives progress lines."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if opts.metric not in ("mse", "ms-ssim"):
+        raise TrainingError(f"metric {opts.metric!r}: expected mse or ms-ssim")
+    out = Path(opts.out)
+    torch.manual_seed(opts.seed)
+    model = LatentModel(opts.config).to(opts.device)
+    optimizer, aux_optimizer = _optimizers(model, opts.lr, opts.aux_lr)
+    rng = np.random.default_rng(opts.seed)
+    step = 0
+    if out.exists():
+        if not opts.resume:
+            raise TrainingError(f"{out} exists; pass --resume to continue it, or choose another path")
+        step, rng = _resume(out, opts, model, optimizer, aux_optimizer)
+        log(f"{out}: resuming at step {step}/{opts.steps}")
+    sampler = CropSampler(opts.data, opts.crop, opts.downscale, opts.exclude)
+    if sampler.skipped:
+        log(f"{opts.data}: skipped {len(sampler.skipped)} image(s), e.g. {sampler.skipped[0]}")
+    model.train()
+    recipe = {k: v for k, v in asdict(opts).items() if k not in ("config", "out", "resume", "device", "log_every", "checkpoint_every")}
+    recipe["exclude"] = list(opts.exclude)
+    n_rates = len(opts.config.rates)
+    started, first_step, window = time.perf_counter(), step, []
+    while step < opts.steps:
+        rate = int(rng.integers(n_rates)) if n_rates > 1 else 0
+        x = sampler.batch(rng, opts.batch).to(opts.device)
+        optimizer.zero_grad()
+        loss, stats = rd_loss(model, x, rate, opts.metric)
+        if not math.isfinite(stats["loss"]):
+            raise TrainingError(f"loss is {stats['loss']} at step {step}; last checkpoint kept at {out}")
+        loss.backward()
+        if opts.clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+        optimizer.step()
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad()
+            model.aux_loss().backward()
+            aux_optimizer.step()
+        step += 1
+        window.append(stats)
+        if step % opts.log_every == 0 or step == opts.steps:
+            mean = {k: sum(s[k] for s in window) / len(window) for k in window[0]}
+            rate_s = (step - first_step) / max(time.perf_counter() - started, 1e-9)
+            log(f"step {step}/{opts.steps}  loss {mean['loss']:.4f}  bpp {mean['bpp']:.4f}  "
+                f"psnr {mean['psnr']:.2f} dB  ({rate_s:.2f} steps/s)")
+            window = []
+        if step % opts.checkpoint_every == 0 or step == opts.steps:
+            _save(out, model, optimizer, aux_optimizer, rng, step, recipe)
+            model.train()
+    return out
+
+
+def _save(out, model, optimizer, aux_optimizer, rng, step, recipe) -> None:
+    extra = {
+        "optimizer": optimizer.state_dict(),
+        "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None,
+        "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()},
+    }
+    checkpoint.save(out, model, {**recipe, "steps": step, "lambdas": list(model.config.rates)}, extra)
+
+
+def _resume(out: Path, opts: TrainOptions, model, optimizer, aux_optimizer):
+    payload = checkpoint._read(out)
+    if payload.get("format") != checkpoint.FORMAT or "optimizer" not in payload:
+        raise TrainingError(f"{out}: not a resumable rdbench training checkpoint")
+    saved = ModelConfig.from_dict(payload["config"])
+    if saved != opts.config:
+        raise TrainingError(f"{out}: was trained as {saved}, not {opts.config}; choose another path")
+    model.load_state_dict(payload["state_dict"])
+    optimizer.load_state_dict(payload["optimizer"])
+    if aux_optimizer is not None and payload.get("aux_optimizer"):
+        aux_optimizer.load_state_dict(payload["aux_optimizer"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = payload["rng"]["numpy"]
+    torch.set_rng_state(payload["rng"]["torch"])
+    return int(payload["training"]["steps"]), rng

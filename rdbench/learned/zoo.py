@@ -1,0 +1,85 @@
+"""CompressAI's pretrained models ("the zoo"): where their weights live, and fetching them.
+
+Weights are cached in $RDBENCH_WEIGHTS (default ~/.cache/rdbench/weights). They are downloaded
+from CompressAI's published URLs, or from $RDBENCH_WEIGHTS_URL (a mirror holding the same file
+names). Each file name ends in the first 8 hex digits of the file's SHA-256, which is checked;
+a file that does not match is deleted and refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from rdbench.codecs.base import CodecUnavailable
+
+# rdbench variant of each CompressAI zoo architecture
+ARCHITECTURES = {
+    "bmshj2018-factorized": "factorized",
+    "bmshj2018-hyperprior": "hyperprior",
+    "mbt2018-mean": "mean-scale",
+    "mbt2018": "joint",
+}
+DOWNLOAD_TIMEOUT_S = 60.0
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("RDBENCH_WEIGHTS") or Path.home() / ".cache" / "rdbench" / "weights")
+
+
+def weights_url(architecture: str, metric: str, quality: int) -> str:
+    from compressai.zoo.image import model_urls
+
+    try:
+        url = model_urls[architecture][metric][quality]
+    except KeyError as exc:
+        raise ValueError(f"CompressAI has no {architecture} model for metric {metric}, quality {quality}") from exc
+    mirror = os.environ.get("RDBENCH_WEIGHTS_URL")
+    if mirror:
+        url = mirror.rstrip("/") + "/" + url.rsplit("/", 1)[1]
+    return url
+
+
+def _expected_prefix(name: str) -> str | None:
+    m = re.search(r"-([0-9a-f]{8})\.pth(\.tar)?$", name)
+    return m.group(1) if m else None
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_weights(architecture: str, metric: str, quality: int) -> Path:
+    """The cached weights file, downloading it first if needed."""
+    url = weights_url(architecture, metric, quality)
+    name = url.rsplit("/", 1)[1]
+    dest = weights_dir() / name
+    prefix = _expected_prefix(name)
+    if dest.is_file() and (prefix is None or _sha256(dest).startswith(prefix)):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{name}.{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise CodecUnavailable(
+            f"{architecture} ({metric}, quality {quality}): cannot download {url} ({reason}); "
+            f"put the file in {dest.parent} or set RDBENCH_WEIGHTS_URL to a mirror"
+        ) from exc
+    if prefix is not None and not _sha256(tmp).startswith(prefix):
+        tmp.unlink(missing_ok=True)
+        raise CodecUnavailable(f"{url}: downloaded file's SHA-256 does not start with {prefix}; refused")
+    os.replace(tmp, dest)
+    return dest
