@@ -37,3 +37,37 @@ def small_dataset(tmp_path, kodim):
     for n in (1, 7, 23):
         Image.fromarray(np.ascontiguousarray(kodim(n)[:192, :256])).save(folder / f"kodim{n:02d}_crop.png")
     return folder
+
+
+TRAIN = Path(os.environ.get("RDBENCH_TEST_TRAIN", REPO.parent / "shared" / "datasets" / "train" / "div2k-valid-256"))
+
+# Every learned configuration the tests code Kodak with: each variant, and k x K for joint.
+TINY_CONFIGS = (
+    ("factorized", 5, 1), ("hyperprior", 5, 1), ("mean-scale", 5, 1), ("mean-scale", 5, 2), ("context", 5, 1),
+    *(("joint", k, K) for k in (3, 5, 7) for K in (1, 2, 3)),
+)
+
+
+@pytest.fixture(scope="session")
+def train_dir() -> Path:
+    if not TRAIN.is_dir():
+        pytest.skip(f"training images not found at {TRAIN} (set RDBENCH_TEST_TRAIN)")
+    return TRAIN
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory, train_dir) -> dict:
+    """{label: checkpoint path}: N = M = 32 models trained 4 steps on 64x64 crops (real training)."""
+    pytest.importorskip("compressai")
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.train import TrainOptions, train
+
+    folder = tmp_path_factory.mktemp("tiny-models")
+    paths = {}
+    for variant, k, K in TINY_CONFIGS:
+        config = ModelConfig(variant, 32, 32, k, K, (0.0067, 0.0483))
+        path = folder / f"{config.label()}.pt"
+        train(TrainOptions(config, str(train_dir), str(path), steps=4, batch=2, crop=64, lr=1e-3, log_every=100),
+              log=lambda line: None)
+        paths[config.label()] = path
+    return paths

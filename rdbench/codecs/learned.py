@@ -166,7 +166,13 @@ class ZooCodec(_LearnedBase):
     def version(self) -> str:
         from rdbench.learned.zoo import weights_url
 
-        names = ",".join(weights_url(self.name, self.opts["metric"], q).rsplit("-", 1)[1][:8] for q in self.qualities)
+        names = []
+        for q in self.qualities:
+            try:
+                names.append(weights_url(self.name, self.opts["metric"], q).rsplit("/", 1)[1])
+            except ValueError:
+                names.append("-")
+        names = ",".join(names)
         return f"{FORMAT_NAME}; compressai zoo {self.name} {self.opts['metric']} weights {hashlib.sha256(names.encode()).hexdigest()[:12]}"
 
     def _coder_for(self, quality):

@@ -179,7 +179,7 @@ class LatentCoder:
         for rows, cols in self._groups(h, w):
             std, mean = self._gaussian(self._raw_params(psi, y_hat_pad, rows, cols))
             sym = torch.round(y[:, rows, cols].t() - mean)
-            y_hat_pad[:, rows + p, cols + p] = (sym + mean).t()
+            y_hat_pad[:, rows + p, cols + p] = (sym + mean).t() + 0.0  # + 0.0: no negative zeros
             symbols.append(sym)
             stds.append(std)
         symbols = torch.cat(symbols).flatten()
@@ -193,7 +193,7 @@ class LatentCoder:
     def _encode_mixture(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
         M, h, w = y.shape
         p = self.config.k // 2 if self.config.has_context else 0
-        y_hat = torch.round(y)
+        y_hat = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, as the decoder has it
         y_hat_pad = self._padded_latent(M, h, w)
         y_hat_pad[:, p : p + h, p : p + w] = y_hat
         rows, cols = schedule.coding_order(h, w, self.config.k if self.config.has_context else None)
@@ -214,12 +214,16 @@ class LatentCoder:
         return half_width, encoder.get_compressed().tobytes(), y_hat
 
     # -- decode ---------------------------------------------------------------------------------
-    @torch.no_grad()
     def decode(self, data: bytes) -> np.ndarray:
+        return self.decode_with_latent(data)[0]
+
+    @torch.no_grad()
+    def decode_with_latent(self, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
+        """The image (uint8 H x W x 3), and ŷ (1, M, h, w)."""
         y_hat, bs = self.decode_latent(data)
         x_hat = self.model.synthesise(y_hat.to(self.device, torch.float32), bs.rate)
         x_hat = x_hat[0, :, : bs.height, : bs.width].clamp(0, 1).mul(255).round().byte()
-        return x_hat.permute(1, 2, 0).cpu().numpy()
+        return x_hat.permute(1, 2, 0).cpu().numpy(), y_hat
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> tuple[torch.Tensor, bitstream.Bitstream]:

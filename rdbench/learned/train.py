@@ -112,7 +112,7 @@ def rd_loss(model: LatentModel, x: torch.Tensor, rate: int, metric: str) -> tupl
         distortion = 1 - ms_ssim(out["x_hat"].clamp(0, 1), x, data_range=1.0)
     loss = lam * distortion + bpp
     psnr = -10 * math.log10(max(mse.item(), 1e-12))
-    return loss, {"loss": float(loss), "bpp": float(bpp), "psnr": psnr}
+    return loss, {"loss": loss.item(), "bpp": bpp.item(), "psnr": psnr}
 
 
 def train(opts: TrainOptions, log=None) -> Path:

@@ -25,6 +25,8 @@ ARCHITECTURES = {
     "mbt2018": "joint",
 }
 DOWNLOAD_TIMEOUT_S = 60.0
+# More models in CompressAI's layout: {name: {metric: {quality: url}}}, consulted first.
+EXTRA_MODELS: dict[str, dict[str, dict[int, str]]] = {}
 
 
 def weights_dir() -> Path:
@@ -35,7 +37,7 @@ def weights_url(architecture: str, metric: str, quality: int) -> str:
     from compressai.zoo.image import model_urls
 
     try:
-        url = model_urls[architecture][metric][quality]
+        url = {**model_urls, **EXTRA_MODELS}[architecture][metric][quality]
     except KeyError as exc:
         raise ValueError(f"CompressAI has no {architecture} model for metric {metric}, quality {quality}") from exc
     mirror = os.environ.get("RDBENCH_WEIGHTS_URL")

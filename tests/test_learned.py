@@ -1,0 +1,275 @@
+"""Learned codecs: exact round trips of real bitstreams, errors, checkpoints, the codec adapters."""
+
+import functools
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("compressai")
+pytest.importorskip("constriction")
+
+import torch  # noqa: E402
+
+from rdbench.learned import bitstream, checkpoint, schedule  # noqa: E402
+from rdbench.learned.coding import LatentCoder  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
+
+
+def coder_for(path) -> LatentCoder:
+    loaded = checkpoint.load(path)
+    return LatentCoder(loaded.model, loaded.model_id)
+
+
+# -- the context schedule --------------------------------------------------------------------
+@pytest.mark.parametrize("k", [3, 5, 7, 9])
+def test_wavefronts_cover_every_position_once_and_only_read_earlier_ones(k):
+    h, w = 9, 13
+    fronts = schedule.wavefronts(h, w, k)
+    when = torch.full((h, w), -1)
+    for t, (rows, cols) in enumerate(fronts):
+        assert (when[rows, cols] == -1).all()
+        when[rows, cols] = t
+    assert (when >= 0).all()
+    p = k // 2
+    for i in range(h):
+        for j in range(w):
+            taps = [(i - a, j + b) for a in range(1, p + 1) for b in range(-p, p + 1)] + [(i, j - b) for b in range(1, p + 1)]
+            for r, c in taps:
+                if 0 <= r < h and 0 <= c < w:
+                    assert when[r, c] < when[i, j], (k, i, j, r, c)
+    assert len(fronts) == (p + 1) * (h - 1) + w  # far fewer steps than h * w positions
+
+
+# -- exactness: every variant, every Kodak image, 2 threads encode / 1 thread decode -----------
+def test_every_variant_decodes_every_kodak_image_exactly_across_thread_counts(tiny_checkpoints, kodak_dir, tmp_path):
+    ckpts = [str(p) for p in tiny_checkpoints.values()]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    worker = [sys.executable, str(REPO / "tests" / "roundtrip_worker.py")]
+    for mode, threads in (("encode", "2"), ("decode", "1")):
+        done = subprocess.run([*worker, mode, threads, str(kodak_dir), str(tmp_path), *ckpts], env=env,
+                              capture_output=True, text=True, timeout=1500)
+        assert done.returncode == 0, done.stderr[-3000:]
+    encoded = json.loads((tmp_path / "encode-2.json").read_text())
+    decoded = json.loads((tmp_path / "decode-1.json").read_text())
+    assert len(encoded) == 24 * len(ckpts)
+    mismatched = sorted(k for k in encoded if decoded.get(k) != encoded[k])
+    assert not mismatched, f"decoder's ŷ differs from the encoder's for {mismatched}"
+
+
+@pytest.mark.parametrize("label", ["joint-k5-N32M32", "joint-k3-K3-N32M32", "mean-scale-N32M32", "factorized-N32M32"])
+def test_sizes_that_are_not_multiples_of_64_round_trip(tiny_checkpoints, kodim, label):
+    coder = coder_for(tiny_checkpoints[label])
+    image = np.ascontiguousarray(kodim(5)[3:100, 7:138])  # 97 x 131
+    data, y_hat = coder.encode_with_latent(image, 1)
+    decoded, header = coder.decode_latent(data)
+    assert torch.equal(decoded, y_hat)
+    assert (header.height, header.width, header.rate) == (97, 131, 1)
+    out = coder.decode(data)
+    assert out.shape == image.shape and out.dtype == np.uint8
+
+
+def test_mixture_coding_is_not_a_waste_of_bits(tiny_checkpoints, kodim):
+    """Real bitstream sizes stay near the model's own estimate (same image, same model)."""
+    coder = coder_for(tiny_checkpoints["joint-k5-K2-N32M32"])
+    image = kodim(3)
+    real = 8 * len(coder.encode(image, 1))
+    estimate = coder.estimated_bits(image, 1)
+    assert real < 1.10 * estimate + 8 * 64, (real, estimate)
+
+
+# -- bad bitstreams ------------------------------------------------------------------------------
+def test_truncated_corrupted_and_foreign_bitstreams_raise_clear_errors(tiny_checkpoints, kodim):
+    coder = coder_for(tiny_checkpoints["joint-k5-N32M32"])
+    image = np.ascontiguousarray(kodim(1)[:128, :192])
+    data = coder.encode(image, 0)
+    for cut in (0, 10, bitstream.HEADER_BYTES - 1, bitstream.HEADER_BYTES, len(data) // 2, len(data) - 1):
+        with pytest.raises(bitstream.BitstreamError, match="truncated|shorter|checksum"):
+            coder.decode(data[:cut])
+    for position in (bitstream.HEADER_BYTES + 1, len(data) // 2, len(data) - 1):
+        corrupted = bytearray(data)
+        corrupted[position] ^= 0x5A
+        with pytest.raises(bitstream.BitstreamError, match="corrupted"):
+            coder.decode(bytes(corrupted))
+    with pytest.raises(bitstream.BitstreamError, match="not an rdbench"):
+        coder.decode(b"\xff\xd8\xff" + data[3:])
+    with pytest.raises(bitstream.BitstreamError, match="format version"):
+        coder.decode(data[:4] + bytes([99]) + data[5:])
+    other = coder_for(tiny_checkpoints["joint-k5-K2-N32M32"])
+    with pytest.raises(bitstream.BitstreamError, match="made by model"):
+        other.decode(data)
+
+
+def test_exactness_guard_refuses_weights_too_large_for_exact_arithmetic(tiny_checkpoints, kodim):
+    from rdbench.learned.exact import ExactnessError
+
+    loaded = checkpoint.load(tiny_checkpoints["mean-scale-N32M32"])
+    with torch.no_grad():
+        loaded.model.h_s[4].weight.mul_(1e7)
+    with pytest.raises(ExactnessError, match="h_s.4"):
+        LatentCoder(loaded.model, b"x" * 8).encode(np.ascontiguousarray(kodim(2)[:64, :64]))
+
+
+# -- checkpoints -------------------------------------------------------------------------------
+def test_checkpoint_carries_its_configuration_and_training_record(tiny_checkpoints, train_dir):
+    loaded = checkpoint.load(tiny_checkpoints["joint-k7-K3-N32M32"])
+    cfg = loaded.model.config
+    assert (cfg.variant, cfg.N, cfg.M, cfg.k, cfg.K, cfg.rates) == ("joint", 32, 32, 7, 3, (0.0067, 0.0483))
+    t = loaded.training
+    assert t["steps"] == 4 and t["lambdas"] == [0.0067, 0.0483] and t["data"] == str(train_dir)
+    assert t["rdbench_version"] and t["metric"] == "mse" and t["crop"] == 64
+
+
+@pytest.mark.parametrize("arch", ["JointAutoregressiveHierarchicalPriors", "MeanScaleHyperprior", "ScaleHyperprior", "FactorizedPrior"])
+def test_compressai_checkpoints_load_as_their_variant_and_code_exactly(arch, tmp_path, kodim):
+    import compressai.models as cm
+
+    torch.manual_seed(0)
+    net = getattr(cm, arch)(32, 48).eval()
+    net.update(force=True)
+    path = tmp_path / "net.pth.tar"
+    torch.save({"epoch": 3, "state_dict": net.state_dict()}, path)
+    loaded = checkpoint.load(path)
+    expected = {"JointAutoregressiveHierarchicalPriors": "joint", "MeanScaleHyperprior": "mean-scale",
+                "ScaleHyperprior": "hyperprior", "FactorizedPrior": "factorized"}[arch]
+    assert (loaded.model.config.variant, loaded.model.config.N, loaded.model.config.M) == (expected, 32, 48)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(net(x)["x_hat"], loaded.model(x)["x_hat"], atol=1e-6)
+    coder = LatentCoder(loaded.model, loaded.model_id)
+    image = np.ascontiguousarray(kodim(4)[:128, :128])
+    data, y_hat = coder.encode_with_latent(image)
+    assert torch.equal(coder.decode_latent(data)[0], y_hat)
+
+
+def test_not_a_checkpoint_is_refused_with_the_file_named(tmp_path):
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"not torch")
+    with pytest.raises(checkpoint.CheckpointError, match="weights.pt"):
+        checkpoint.load(bad)
+    other = tmp_path / "resnet.pt"
+    torch.save({"conv1.weight": torch.zeros(1)}, other)
+    with pytest.raises(checkpoint.CheckpointError, match="not a model of the Minnen"):
+        checkpoint.load(other)
+
+
+# -- pretrained download, against a local HTTP server ------------------------------------------
+@pytest.fixture
+def weights_server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_zoo_weights_download_verify_and_code(weights_server, tmp_path, monkeypatch, kodim):
+    import hashlib
+
+    import compressai.models as cm
+
+    from rdbench.codecs import load
+    from rdbench.codecs.base import CodecError, CodecUnavailable
+    from rdbench.learned import zoo
+
+    root, url = weights_server
+    torch.manual_seed(1)
+    net = cm.MeanScaleHyperprior(32, 32)
+    tmp = root / "tmp.pth"
+    torch.save(net.state_dict(), tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
+    good = root / f"tiny-mean-1-{digest}.pth.tar"
+    tmp.rename(good)
+    (root / "tiny-mean-2-00000000.pth.tar").write_bytes(good.read_bytes())  # wrong hash in its name
+    monkeypatch.setitem(zoo.EXTRA_MODELS, "tiny-mean", {"mse": {1: f"{url}/{good.name}", 2: f"{url}/tiny-mean-2-00000000.pth.tar",
+                                                                 3: "http://127.0.0.1:9/tiny-mean-3-12345678.pth.tar"}})
+    monkeypatch.setenv("RDBENCH_WEIGHTS", str(tmp_path / "cache"))
+    from rdbench.codecs.learned import zoo_codec
+    from rdbench.codecs.base import parse_spec
+
+    codec = zoo_codec(parse_spec("tiny-mean"))
+    image = np.ascontiguousarray(kodim(9)[:128, :128])
+    data = codec.encode(image, 1)
+    assert (tmp_path / "cache" / good.name).is_file()
+    assert codec.decode(data).shape == image.shape
+    with pytest.raises(CodecError, match="does not start with 00000000"):
+        codec.encode(image, 2)
+    assert not list((tmp_path / "cache").glob("tiny-mean-2*"))  # refused file is not kept
+    with pytest.raises(CodecError, match="cannot download"):
+        codec.encode(image, 3)
+    # the real zoo names go through the same path: a mirror without the file is a clear error
+    monkeypatch.setenv("RDBENCH_WEIGHTS_URL", url)
+    with pytest.raises(CodecError, match="mbt2018-1-"):
+        load("mbt2018").encode(image, 1)
+    assert CodecUnavailable  # imported for the error hierarchy above
+
+
+# -- the codec in runs, and the commands ------------------------------------------------------
+def run_cli(*args, timeout=900, cwd=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "rdbench", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
+
+def test_rdbench_run_with_a_learned_codec_records_real_and_estimated_bpp(tiny_checkpoints, small_dataset, tmp_path):
+    import pandas as pd
+
+    spec = f"learned:checkpoint={tiny_checkpoints['joint-k5-K2-N32M32']}"
+    done = run_cli("run", "--dataset", str(small_dataset), "--codec", spec, "--out", str(tmp_path / "r"), "--no-report", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(tmp_path / "r" / "results.csv")
+    assert len(rows) == 3 * 2 and (rows["status"] == "ok").all()
+    assert rows["quality"].astype(int).tolist().count(1) == 3
+    assert (rows["bpp_estimated"] > 0).all()
+    assert (rows["bpp"] >= 8 * bitstream.HEADER_BYTES / (256 * 192)).all()
+    assert rows["codec_version"].str.startswith("rdbench-learned bitstream v1").all()
+
+
+def test_learned_spec_errors_name_the_problem(tmp_path):
+    from rdbench.codecs import load
+
+    with pytest.raises(ValueError, match="exactly one of"):
+        load("learned")
+    with pytest.raises(ValueError, match="no such checkpoint file"):
+        load(f"learned:checkpoint={tmp_path / 'missing.pt'}")
+    with pytest.raises(ValueError, match="no checkpoint files"):
+        load(f"learned:checkpoints={tmp_path}")
+
+
+def test_checkpoints_folder_orders_rate_points_by_lambda(tmp_path, train_dir, kodim):
+    from rdbench.codecs import load
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.train import TrainOptions, train
+
+    for name, lam in (("a-high.pt", 0.05), ("b-low.pt", 0.002)):
+        train(TrainOptions(ModelConfig("mean-scale", 16, 16, rates=(lam,)), str(train_dir), str(tmp_path / name),
+                           steps=2, batch=2, crop=64), log=lambda line: None)
+    codec = load(f"learned:checkpoints={tmp_path}")
+    assert codec.qualities == (1, 2)
+    assert [m.model.config.rates[0] for m, _ in codec._models] == [0.002, 0.05]
+    image = np.ascontiguousarray(kodim(6)[:64, :64])
+    assert codec.decode(codec.encode(image, 2)).shape == image.shape
+
+
+def test_train_command_checkpoints_and_resumes(tmp_path, train_dir):
+    out = tmp_path / "m.pt"
+    common = ["train", "--variant", "context", "--N", "16", "--M", "16", "--k", "3", "--quality", "1", "--quality", "5",
+              "--data", str(train_dir), "--out", str(out), "--batch", "2", "--crop", "64", "--log-every", "1"]
+    first = run_cli(*common, "--steps", "3")
+    assert first.returncode == 0, first.stderr
+    assert "step 3/3" in first.stderr and "bpp" in first.stderr and "psnr" in first.stderr
+    again = run_cli(*common, "--steps", "5")
+    assert again.returncode == 2 and "--resume" in again.stderr
+    resumed = run_cli(*common, "--steps", "5", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming at step 3/5" in resumed.stderr and "step 4/5" in resumed.stderr
+    loaded = checkpoint.load(out)
+    assert loaded.training["steps"] == 5 and loaded.model.config.rates == (0.0018, 0.025)
