@@ -184,6 +184,14 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from rdbench.learned.checkpoint import export_rate
+
+    config = export_rate(args.checkpoint, args.rate - 1, args.out)
+    print(f"{args.out}: {config.label()}, lambda {config.rates[0]:g} (CompressAI's classes load its state_dict)")
+    return 0
+
+
 def cmd_ablate(args) -> int:
     from pathlib import Path
 
@@ -265,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--log-every", type=int, default=50, metavar="STEPS")
     t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("export", help="one rate point of a checkpoint as a single-rate (CompressAI-loadable) checkpoint")
+    e.add_argument("checkpoint", metavar="CHECKPOINT")
+    e.add_argument("--rate", type=int, required=True, help="rate point, 1..number of lambdas")
+    e.add_argument("--out", required=True, metavar="FILE")
+    e.set_defaults(fn=cmd_export)
 
     a = sub.add_parser("ablate", help="train and evaluate a grid of learned-codec variants (see results/ablation/)")
     a.add_argument("config", metavar="CONFIG", help="ablation TOML file")

@@ -92,6 +92,20 @@ def slim(src: str | Path, dest: str | Path, half: bool = False) -> None:
     torch.save(payload, dest)
 
 
+def export_rate(src: str | Path, rate: int, dest: str | Path) -> ModelConfig:
+    """Write one rate point of a checkpoint as a single-rate rdbench checkpoint whose state dict
+    CompressAI's classes also load (gains folded into the weights)."""
+    from rdbench.learned.models import fold_gains
+
+    loaded = load(src)
+    n = len(loaded.model.config.rates)
+    if not 0 <= rate < n:
+        raise CheckpointError(f"{src}: rate index {rate} outside its {n} rate(s)")
+    single = fold_gains(loaded.model, rate)
+    save(dest, single, {**loaded.training, "exported_from": str(src), "rate_index": rate})
+    return single.config
+
+
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")

@@ -168,3 +168,27 @@ class LatentModel(CompressionModel):
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def fold_gains(model: LatentModel, rate: int) -> LatentModel:
+    """The single-rate model equal to one rate of a variable-rate model: the gain vectors folded
+    into the layers next to them (g_a's last and g_s's first layer, h_a's last and h_s's first).
+    Its state dict has CompressAI's layout, so CompressAI's own classes load it."""
+    from dataclasses import replace
+
+    cfg = model.config
+    if not cfg.variable_rate:
+        return model
+    single = LatentModel(replace(cfg, rates=(cfg.rates[rate],)))
+    state = {k: v.clone() for k, v in model.state_dict().items() if "gain" not in k}
+    gain, inverse = model.gain[rate].detach(), model.inverse_gain[rate].detach()
+    state["g_a.6.weight"] *= gain.view(-1, 1, 1, 1)
+    state["g_a.6.bias"] *= gain
+    state["g_s.0.weight"] *= inverse.view(-1, 1, 1, 1)
+    if cfg.has_hyperprior:
+        hyper, hyper_inverse = model.hyper_gain[rate].detach(), model.hyper_inverse_gain[rate].detach()
+        state["h_a.4.weight"] *= hyper.view(-1, 1, 1, 1)
+        state["h_a.4.bias"] *= hyper
+        state["h_s.0.weight"] *= hyper_inverse.view(-1, 1, 1, 1)
+    single.load_state_dict(state)
+    return single
