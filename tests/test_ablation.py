@@ -1,0 +1,99 @@
+"""`rdbench ablate` on a tiny grid: training, interruption and resume, evaluation, summary."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+pytest.importorskip("compressai")
+
+from rdbench.ablation_config import AblationConfigError, parse  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
+
+CONFIG = """
+name = "tiny"
+[model]
+N = 16
+M = 16
+[[cells]]
+variant = "mean-scale"
+[[cells]]
+variant = "joint"
+k = [3, 5]
+K = [1, 2]
+[rates]
+lambdas = [0.001, 0.01, 0.05, 0.2]
+[training]
+data = "{data}"
+crop = 64
+batch = 2
+steps = {steps}
+checkpoint_every = 2
+[evaluation]
+dataset = "{dataset}"
+reference = "joint-k5"
+"""
+
+
+def ablate(*args, timeout=900):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "rdbench", "ablate", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(AblationConfigError, match="at least 4"):
+        parse(CONFIG.format(data=tmp_path, steps=2, dataset="kodak").replace("0.001, 0.01, ", ""))
+    with pytest.raises(AblationConfigError, match="reference cell 'joint-k9'"):
+        parse(CONFIG.format(data=tmp_path, steps=2, dataset="kodak").replace('"joint-k5"', '"joint-k9"'))
+    with pytest.raises(AblationConfigError, match="must be odd"):
+        parse(CONFIG.format(data=tmp_path, steps=2, dataset="kodak").replace("[3, 5]", "[4]"))
+    cfg = parse(CONFIG.format(data=tmp_path, steps=2, dataset="kodak"))
+    assert [c.name for c in cfg.cells] == ["mean-scale", "joint-k3", "joint-k5", "joint-k3-K2", "joint-k5-K2"]
+
+
+def test_ablate_trains_resumes_after_a_kill_evaluates_once_and_summarizes(tmp_path, train_dir, kodim):
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for n in (4, 19):
+        Image.fromarray(np.ascontiguousarray(kodim(n)[100:228, 200:328])).save(crops / f"kodim{n:02d}.png")
+    config = tmp_path / "grid.toml"
+    out = tmp_path / "out"
+    config.write_text(CONFIG.format(data=train_dir, steps=40, dataset=crops))
+
+    # interrupt training for real: SIGKILL once the first checkpoint exists
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "rdbench", "ablate", str(config), "--out", str(out), "--train-only"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    first = out / "cells" / "mean-scale" / "model.pt"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert first.exists(), "no checkpoint was written before the deadline"
+
+    done = ablate(str(config), "--out", str(out), "--jobs", "2", "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = (out / "cells" / "mean-scale" / "train.log").read_text()
+    assert "resuming at step" in log and "step 40/40" in log
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 5 * 4 * 2 and (rows["status"] == "ok").all()
+    assert rows["bpp_estimated"].notna().all()
+    table = pd.read_csv(out / "ablation_psnr_rgb.csv")
+    assert table["cell"].tolist() == ["mean-scale", "joint-k3", "joint-k5", "joint-k3-K2", "joint-k5-K2"]
+    assert table["params"].gt(0).all() and table["dec s/image"].gt(0).all()
+    for name in ("ablation.md", "ablation_ms_ssim_db.csv", "rd_psnr_rgb.png", "bd_psnr_rgb.png"):
+        assert (out / name).is_file(), name
+    assert "40 steps of batch 2" in (out / "ablation.md").read_text()
+
+    again = ablate(str(config), "--out", str(out), "--no-progress")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 measured, 0 failed, 40 already stored" in again.stderr
+    assert "train " not in again.stderr  # nothing left to train
