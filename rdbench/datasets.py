@@ -92,7 +92,7 @@ def data_home() -> Path:
     return Path(os.environ.get("RDBENCH_DATA") or Path.home() / ".cache" / "rdbench")
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -104,7 +104,7 @@ def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
     """Accept `path` if its bytes match upstream or its decoded pixels match the manifest."""
     if not path.is_file():
         raise DatasetError(f"{path}: missing ({dataset} image {entry.file})")
-    if _sha256_file(path) == entry.file_sha256:
+    if sha256_file(path) == entry.file_sha256:
         return ImageRef(entry.file, path, entry.pixels_sha256, entry.width, entry.height)
     try:
         image = load_rgb(path)
@@ -126,7 +126,7 @@ def verify_copy(manifest: Manifest, directory: Path) -> list[ImageRef]:
 def download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
     """Download to a temporary name beside `dest`, then rename: no half file is ever `dest`."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # concurrent downloaders never share a file
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             while block := response.read(1 << 20):
@@ -183,7 +183,7 @@ def folder_dataset(directory: Path, name: str | None = None) -> Dataset:
         except ImageError as exc:
             # keyed by the file's bytes, so the rerun of an unchanged bad file skips it
             try:
-                key = "file:" + _sha256_file(path)
+                key = "file:" + sha256_file(path)
             except OSError:
                 key = "unreadable:" + path.name
             refs.append(ImageRef(path.name, path, sha256=key, error=str(exc)))

@@ -8,14 +8,12 @@ a file that does not match is deleted and refused.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from rdbench.codecs.base import CodecUnavailable
+from rdbench.datasets import DatasetError, download, sha256_file
 
 # rdbench variant of each CompressAI zoo architecture
 ARCHITECTURES = {
@@ -51,36 +49,23 @@ def _expected_prefix(name: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch_weights(architecture: str, metric: str, quality: int) -> Path:
     """The cached weights file, downloading it first if needed."""
     url = weights_url(architecture, metric, quality)
     name = url.rsplit("/", 1)[1]
     dest = weights_dir() / name
     prefix = _expected_prefix(name)
-    if dest.is_file() and (prefix is None or _sha256(dest).startswith(prefix)):
+    if dest.is_file() and (prefix is None or sha256_file(dest).startswith(prefix)):
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{name}.{os.getpid()}.part")
+    tmp = dest.with_name(f"{name}.{os.getpid()}.download")
     try:
-        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except (urllib.error.URLError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
+        download(url, tmp, DOWNLOAD_TIMEOUT_S)
+    except DatasetError as exc:
         raise CodecUnavailable(
-            f"{architecture} ({metric}, quality {quality}): cannot download {url} ({reason}); "
+            f"{architecture} ({metric}, quality {quality}): cannot download ({exc}); "
             f"put the file in {dest.parent} or set RDBENCH_WEIGHTS_URL to a mirror"
         ) from exc
-    if prefix is not None and not _sha256(tmp).startswith(prefix):
+    if prefix is not None and not sha256_file(tmp).startswith(prefix):
         tmp.unlink(missing_ok=True)
         raise CodecUnavailable(f"{url}: downloaded file's SHA-256 does not start with {prefix}; refused")
     os.replace(tmp, dest)
