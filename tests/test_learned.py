@@ -273,3 +273,15 @@ def test_train_command_checkpoints_and_resumes(tmp_path, train_dir):
     assert "resuming at step 3/5" in resumed.stderr and "step 4/5" in resumed.stderr
     loaded = checkpoint.load(out)
     assert loaded.training["steps"] == 5 and loaded.model.config.rates == (0.0018, 0.025)
+
+
+def test_ms_ssim_training_runs_and_small_crops_are_refused(tmp_path, train_dir):
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.train import TrainingError, TrainOptions, train
+
+    cfg = ModelConfig("hyperprior", 8, 8, rates=(8.73,))
+    with pytest.raises(TrainingError, match="larger than 160"):
+        train(TrainOptions(cfg, str(train_dir), str(tmp_path / "a.pt"), steps=1, batch=1, crop=64, metric="ms-ssim"))
+    path = train(TrainOptions(cfg, str(train_dir), str(tmp_path / "b.pt"), steps=2, batch=1, crop=192, metric="ms-ssim"),
+                 log=lambda line: None)
+    assert checkpoint.load(path).training["metric"] == "ms-ssim"

@@ -21,6 +21,7 @@ from rdbench.learned import checkpoint
 from rdbench.learned.config import ModelConfig
 from rdbench.learned.models import LatentModel
 
+MS_SSIM_MIN_SIDE = 160
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -120,6 +121,8 @@ def train(opts: TrainOptions, log=None) -> Path:
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if opts.metric not in ("mse", "ms-ssim"):
         raise TrainingError(f"metric {opts.metric!r}: expected mse or ms-ssim")
+    if opts.metric == "ms-ssim" and opts.crop <= MS_SSIM_MIN_SIDE:
+        raise TrainingError(f"--metric ms-ssim needs crops larger than {MS_SSIM_MIN_SIDE} px (5 scales of an 11-tap window); got {opts.crop}")
     out = Path(opts.out)
     torch.manual_seed(opts.seed)
     model = LatentModel(opts.config).to(opts.device)
