@@ -205,6 +205,8 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         result["enc s/image"] = per_cell["enc_s"]
         result["dec s/image"] = per_cell["dec_s"]
         result.loc[config.reference, f"BD-rate vs {config.reference} (%)"] = 0.0
+        notes = vs_ref["error"].where(vs_ref["error"] != "", vs_bpg["error"].reindex(vs_ref.index))
+        result["BD note"] = notes.reindex(result.index).fillna("")
         result = result.reset_index()
         result.to_csv(out / f"ablation_{metric}.csv", index=False)
         sections.append((metric, result, bpg_source))
