@@ -22,7 +22,6 @@ from pathlib import Path
 
 from rdbench.ablation_config import AblationConfig, Cell
 
-KODAK_NAMES = tuple(f"kodim{i:02d}.png" for i in range(1, 25))
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,7 @@ def trained_steps(path: Path) -> int:
 def _train_one(job: TrainJob, config: AblationConfig) -> str:
     import torch
 
+    from rdbench.datasets import load_manifest
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainOptions, train
 
@@ -81,7 +81,8 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
     opts = TrainOptions(
         config=model_config, data=t.data, out=str(path), steps=t.steps, batch=t.batch, crop=t.crop,
         lr=t.lr, metric=t.metric, downscale=t.downscale, seed=t.seed, device=job.device,
-        checkpoint_every=t.checkpoint_every, log_every=50, resume=True, exclude=KODAK_NAMES,
+        checkpoint_every=t.checkpoint_every, log_every=50, resume=True,
+        exclude=tuple(image.file for image in load_manifest("kodak").images),  # never train on Kodak
     )
     with open(path.parent / "train.log", "a") as logfile:
         def log(line: str) -> None:

@@ -23,7 +23,7 @@
     dataset = "kodak"      # a manifest name, or a folder (relative to this file)
     reference = "joint-k5"
 
-This module reads no torch: the command line can check a config without importing it.
+This module imports no torch: the command line can check a config without importing it.
 """
 
 from __future__ import annotations
@@ -33,9 +33,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VARIANTS = ("factorized", "hyperprior", "mean-scale", "context", "joint")
-CONTEXT_VARIANTS = ("context", "joint")
-
+from rdbench.learned.config import ModelConfig
 
 class AblationConfigError(ValueError):
     pass
@@ -50,13 +48,12 @@ class Cell:
     K: int = 1
 
     @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(self.variant, self.N, self.M, self.k, self.K)
+
+    @property
     def name(self) -> str:
-        parts = [self.variant]
-        if self.variant in CONTEXT_VARIANTS:
-            parts.append(f"k{self.k}")
-        if self.K > 1:
-            parts.append(f"K{self.K}")
-        return "-".join(parts)
+        return self.model_config.label(with_size=False)
 
 
 @dataclass(frozen=True)
@@ -95,17 +92,12 @@ def _expand(table: dict, defaults: dict, where: str) -> list[Cell]:
     cells = []
     for combo in itertools.product(*lists):
         d = dict(zip(keys, combo))
-        if d.get("variant") not in VARIANTS:
-            raise AblationConfigError(f"{where}: variant {d.get('variant')!r}, expected one of {', '.join(VARIANTS)}")
-        if d["variant"] not in CONTEXT_VARIANTS:
-            d.pop("k", None)
-        k = int(d.get("k", 5))
-        if d["variant"] in CONTEXT_VARIANTS and (k < 3 or k % 2 == 0):
-            raise AblationConfigError(f"{where}: context size k={k} must be odd and >= 3")
-        K = int(d.get("K", 1))
-        if K > 1 and d["variant"] in ("factorized", "hyperprior"):
-            raise AblationConfigError(f"{where}: {d['variant']} has no mixture; K must be 1")
-        cells.append(Cell(d["variant"], int(d["N"]), int(d["M"]), k, K))
+        cell = Cell(d.get("variant"), int(d["N"]), int(d["M"]), int(d.get("k", 5)), int(d.get("K", 1)))
+        try:
+            cell.model_config  # noqa: B018 - validates variant, k and K
+        except ValueError as exc:
+            raise AblationConfigError(f"{where}: {exc}") from exc
+        cells.append(cell)
     return cells
 
 

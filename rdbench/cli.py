@@ -200,7 +200,8 @@ def cmd_ablate(args) -> int:
     config = ablation_config.load(args.config, args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.toml").write_text(config.text) if not (out / "config.toml").exists() else None
+    if not (out / "config.toml").exists():
+        (out / "config.toml").write_text(config.text)
     if not args.eval_only:
         ablation.train_all(config, out, jobs=args.jobs, device=args.device)
     if args.train_only:

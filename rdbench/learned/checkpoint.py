@@ -6,7 +6,7 @@ An rdbench checkpoint is a torch file holding a dict:
     config: ModelConfig.to_dict() (variant, N, M, k, K, rates),
     state_dict: the weights, with the entropy bottleneck's CDF tables already built,
     training: {lambda(s), metric, steps, data, crop, batch, lr, seed, rdbench_version, ...},
-    optimizer, aux_optimizer, rng: present while training (for resume), dropped by `slim()`.
+    optimizer, aux_optimizer, rng: the training state (for resume).
 
 A CompressAI checkpoint (a bare state dict, or one nested under "state_dict") of
 bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean or mbt2018 loads too: the variant, N, M,
@@ -48,7 +48,7 @@ def model_id(model: LatentModel) -> bytes:
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+        h.update(t.numpy().tobytes())
     return h.digest()[:8]
 
 
@@ -76,20 +76,6 @@ def save(path: str | Path, model: LatentModel, training: dict, extra: dict | Non
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
-
-
-def slim(src: str | Path, dest: str | Path, half: bool = False) -> None:
-    """Copy a checkpoint without its optimizer and RNG state (what a codec needs)."""
-    payload = _read(Path(src))
-    for key in ("optimizer", "aux_optimizer", "rng"):
-        payload.pop(key, None)
-    if half:
-        payload["state_dict"] = {
-            k: (v.half() if v.is_floating_point() and not k.endswith(("_quantized_cdf", "_offset", "_cdf_length")) else v)
-            for k, v in payload["state_dict"].items()
-        }
-        payload["stored_as"] = "float16"
-    torch.save(payload, dest)
 
 
 def export_rate(src: str | Path, rate: int, dest: str | Path) -> ModelConfig:
@@ -167,7 +153,7 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
             config = ModelConfig.from_dict(payload["config"])
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{path}: bad model configuration ({exc})") from exc
-        state_dict = {k: v.float() if v.dtype == torch.float16 else v for k, v in payload["state_dict"].items()}
+        state_dict = payload["state_dict"]
         training = payload.get("training", {})
     else:
         state_dict = _compressai_state_dict(payload)
@@ -178,8 +164,7 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit a {config.label()} model ({exc})") from exc
-    if config.variant != "context":
-        if model.entropy_bottleneck._offset.numel() == 0:
-            prepare_for_coding(model)
+    if config.variant != "context" and model.entropy_bottleneck._offset.numel() == 0:
+        prepare_for_coding(model)  # a CompressAI checkpoint saved before update()
     model.to(device).eval()
     return LoadedModel(model, model_id(model), str(path), training)

@@ -56,6 +56,7 @@ class LatentCoder:
             self.context = ExactContext(model.context_prediction)
             self.entropy_parameters = ExactSequential(model.entropy_parameters, "entropy_parameters", pointwise=True)
         self.scales = scale_table()
+        self.pad = cfg.k // 2 if cfg.has_context else 0  # ŷ border the context taps read
         self._gains = {}
 
     # -- helpers ------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ class LatentCoder:
         return data, y_hat[None]
 
     def _padded_latent(self, M: int, h: int, w: int) -> torch.Tensor:
-        p = self.config.k // 2 if self.config.has_context else 0
+        p = self.pad
         return torch.zeros(M, h + 2 * p, w + 2 * p, dtype=DTYPE)
 
     def _groups(self, h: int, w: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -173,7 +174,7 @@ class LatentCoder:
 
     def _encode_gaussian(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
         M, h, w = y.shape
-        p = self.config.k // 2 if self.config.has_context else 0
+        p = self.pad
         y_hat_pad = self._padded_latent(M, h, w)
         symbols, stds = [], []
         for rows, cols in self._groups(h, w):
@@ -192,7 +193,7 @@ class LatentCoder:
 
     def _encode_mixture(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
         M, h, w = y.shape
-        p = self.config.k // 2 if self.config.has_context else 0
+        p = self.pad
         y_hat = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, as the decoder has it
         y_hat_pad = self._padded_latent(M, h, w)
         y_hat_pad[:, p : p + h, p : p + w] = y_hat
@@ -243,7 +244,7 @@ class LatentCoder:
         if len(bs.y) % 4:
             raise bitstream.BitstreamError(f"y part is {len(bs.y)} bytes, not a whole number of 32-bit words")
         M = cfg.M
-        p = cfg.k // 2 if cfg.has_context else 0
+        p = self.pad
         y_hat_pad = self._padded_latent(M, h, w)
         if cfg.K == 1:
             model = constriction.stream.model.QuantizedGaussian(-bs.symbol_range, bs.symbol_range)
@@ -273,6 +274,7 @@ class LatentCoder:
     @torch.no_grad()
     def estimated_bits(self, image: np.ndarray, rate: int = 0) -> float:
         """-sum log2 of the model's likelihoods (its rate estimate, no entropy coder involved)."""
-        out = self.model(self._to_input(image), self._rate(rate))
-        return float(sum(-torch.log2(lik).sum() for lik in out["likelihoods"].values()))
+        rate = self._rate(rate)
+        _, likelihoods = self.model.quantize_with_likelihoods(self.model.analyse(self._to_input(image), rate), rate)
+        return float(sum(-torch.log2(lik).sum() for lik in likelihoods.values()))
 

@@ -65,11 +65,12 @@ class ModelConfig:
         known = {"variant", "N", "M", "k", "K", "rates"}
         return cls(**{key: (tuple(v) if key == "rates" else v) for key, v in d.items() if key in known})
 
-    def label(self) -> str:
+    def label(self, with_size: bool = True) -> str:
         parts = [self.variant]
         if self.has_context:
             parts.append(f"k{self.k}")
         if self.K > 1:
             parts.append(f"K{self.K}")
-        parts.append(f"N{self.N}M{self.M}")
+        if with_size:
+            parts.append(f"N{self.N}M{self.M}")
         return "-".join(parts)

@@ -60,6 +60,10 @@ class _Linear:
     l1: float  # largest L1 norm of one output's weights
     b_max: float
 
+    def _set_bounds(self, l1_per_output: torch.Tensor) -> None:
+        self.l1 = float(l1_per_output.max())
+        self.b_max = 0.0 if self.b is None else float(self.b.abs().max())
+
     def check(self, x: torch.Tensor) -> None:
         bound = self.l1 * float(x.abs().max()) + self.b_max if x.numel() else 0.0
         if bound >= SUM_LIMIT:
@@ -77,8 +81,7 @@ class ExactConv(_Linear):
         self.stride, self.padding = layer.stride, layer.padding
         self.output_padding = getattr(layer, "output_padding", (0, 0))
         dims = (0, 2, 3) if self.transposed else (1, 2, 3)
-        self.l1 = float(self.w.abs().sum(dim=dims).max())
-        self.b_max = 0.0 if self.b is None else float(self.b.abs().max())
+        self._set_bounds(self.w.abs().sum(dim=dims))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
@@ -96,8 +99,7 @@ class ExactPointwise(_Linear):
         self.name = name
         w, self.b = _weights(layer)
         self.w_t = w.reshape(w.shape[0], -1).t().contiguous()
-        self.l1 = float(self.w_t.abs().sum(dim=0).max())
-        self.b_max = 0.0 if self.b is None else float(self.b.abs().max())
+        self._set_bounds(self.w_t.abs().sum(dim=0))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.check(x)
@@ -155,8 +157,7 @@ class ExactContext(_Linear):
         self.tap_rows, self.tap_cols = taps[:, 0], taps[:, 1]
         # (out, in, taps) -> (in * taps, out), matching the gather below
         self.w_t = w[:, :, self.tap_rows, self.tap_cols].reshape(w.shape[0], -1).t().contiguous()
-        self.l1 = float(self.w_t.abs().sum(dim=0).max())
-        self.b_max = 0.0 if self.b is None else float(self.b.abs().max())
+        self._set_bounds(self.w_t.abs().sum(dim=0))
 
     def __call__(self, y_hat_padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
         r = rows[:, None] + self.tap_rows[None, :]

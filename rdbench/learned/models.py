@@ -121,12 +121,16 @@ class LatentModel(CompressionModel):
 
     # -- training / estimation forward ---------------------------------------------------------
     def forward(self, x: torch.Tensor, rate: int = 0) -> dict:
+        y_hat, likelihoods = self.quantize_with_likelihoods(self.analyse(x, rate), rate)
+        return {"x_hat": self.synthesise(y_hat, rate), "likelihoods": likelihoods}
+
+    def quantize_with_likelihoods(self, y: torch.Tensor, rate: int = 0) -> tuple[torch.Tensor, dict]:
+        """ŷ (noisy while training) and the likelihoods of ŷ (and ẑ): the rate term, without g_s."""
         cfg = self.config
-        y = self.analyse(x, rate)
         likelihoods = {}
         if cfg.variant == "factorized":
             y_hat, likelihoods["y"] = self.entropy_bottleneck(y)
-            return {"x_hat": self.synthesise(y_hat, rate), "likelihoods": likelihoods}
+            return y_hat, likelihoods
 
         psi = None
         if cfg.has_hyperprior:
@@ -150,7 +154,7 @@ class LatentModel(CompressionModel):
                     y_hat = y_coded
             else:
                 likelihoods["y"] = self.mixture_likelihood(y_hat, params)
-        return {"x_hat": self.synthesise(y_hat, rate), "likelihoods": likelihoods}
+        return y_hat, likelihoods
 
     def mixture_likelihood(self, y_hat: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """P(ŷ) under a K-component Gaussian mixture, integrated over [ŷ - 1/2, ŷ + 1/2]."""
