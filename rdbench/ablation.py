@@ -5,7 +5,8 @@ Layout of OUT:
     cells/<cell>/model.pt       the cell's checkpoint (per-lambda mode: lambda-<value>.pt each)
     cells/<cell>/train.log      its training log
     results.csv                 evaluation rows (the usual result store)
-    ablation.md, ablation_*.csv, rd_*.png, bd_*.png   the summary
+    ablation.md, ablation_*.csv, rd_*.png, bd_*.png   the summary (ablation_questions.csv: the
+                                paper's questions as pairs of cells, next to the published pairs)
 
 Rerunning resumes: training continues from each checkpoint's last saved step, and evaluation
 skips every (image, codec, quality) already in results.csv.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +171,73 @@ def _cell_facts(config: AblationConfig, out: Path) -> dict[str, dict]:
     return facts
 
 
+# The paper's questions, each a pair of cells (test, anchor) and, where published curves of the same
+# pair are shipped, the model names of that pair: "paper" are the points read from the papers
+# (Minnen et al. 2018 for mbt2018 and mbt2018-mean, Balle et al. 2018 for bmshj2018-*; PSNR only),
+# "CompressAI zoo" CompressAI's MSE-trained reimplementations measured with real bitstreams.
+PAPER_QUESTIONS = (
+    ("hyperprior vs factorized prior", "hyperprior", "factorized", "bmshj2018-hyperprior", "bmshj2018-factorized"),
+    ("predicted mean on top of the scale hyperprior", "mean-scale", "hyperprior", "mbt2018-mean", "bmshj2018-hyperprior"),
+    ("context model alone vs factorized prior", "context-k5", "factorized", None, None),
+    ("context on top of the mean-scale hyperprior", "joint-k5", "mean-scale", "mbt2018", "mbt2018-mean"),
+    ("hyperprior on top of the context model", "joint-k5", "context-k5", None, None),
+    ("joint vs the scale hyperprior (paper's text: -15.8%)", "joint-k5", "hyperprior", "mbt2018", "bmshj2018-hyperprior"),
+    ("context-only vs mean-scale hyperprior", "context-k5", "mean-scale", None, None),
+)
+PUBLISHED_SOURCES = {"paper": "paper-{}", "CompressAI zoo": "compressai-{}_mse_cpu"}
+
+
+def _questions(config: AblationConfig) -> list[tuple]:
+    """PAPER_QUESTIONS whose cells are in the grid, plus context size and mixture questions."""
+    names = {c.name for c in config.cells}
+    found = [q for q in PAPER_QUESTIONS if q[1] in names and q[2] in names]
+    for cell in config.cells:
+        if cell.variant != "joint":
+            continue
+        single = next((c.name for c in config.cells
+                       if c.variant == "joint" and c.k == cell.k and c.K == 1 and (c.N, c.M) == (cell.N, cell.M)), None)
+        if cell.K > 1 and single:
+            found.append((f"{cell.K}-Gaussian mixture vs one Gaussian (k = {cell.k})", cell.name, single, None, None))
+        if cell.K == 1 and cell.name != config.reference and config.reference in names:
+            found.append((f"context size k = {cell.k} vs the reference", cell.name, config.reference, None, None))
+    return found
+
+
+def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
+    from rdbench.bd import BDError, bd
+
+    test, anchor = test[test["complete"]].dropna(subset=[metric]), anchor[anchor["complete"]].dropna(subset=[metric])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], "rate", "pchip")
+    except BDError as exc:
+        return float("nan"), str(exc)
+    return result.value, f"overlap {result.overlap:.2f}"
+
+
+def paper_questions(config: AblationConfig, table):
+    """BD-rate (pchip) of test vs anchor cell for each question, next to the published pair's."""
+    import pandas as pd
+
+    from rdbench.curves import published
+
+    rows = []
+    for question, test, anchor, pub_test, pub_anchor in _questions(config):
+        row = {"question": question, "test": test, "anchor": anchor}
+        for metric in ("psnr_rgb", "ms_ssim_db"):
+            row[f"{metric} ours (%)"], row[f"{metric} note"] = _bd_between(
+                table[table["codec"] == test], table[table["codec"] == anchor], metric)
+            for source, stem in PUBLISHED_SOURCES.items():
+                value = float("nan")
+                if pub_test:
+                    value, _ = _bd_between(published(stem.format(pub_test)), published(stem.format(pub_anchor)), metric)
+                row[f"{metric} {source} (%)"] = value
+        row["published pair"] = f"{pub_test} vs {pub_anchor}" if pub_test else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     """Tables (per metric), RD curves, BD bar chart and ablation.md from OUT/results.csv."""
     import pandas as pd
@@ -216,6 +285,9 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         bars = bars[bars["source"] == "measured"]
         bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}").savefig(out / f"bd_{metric}.png", dpi=120)
 
+    questions = paper_questions(config, table)
+    questions.to_csv(out / "ablation_questions.csv", index=False)
+
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
     lines = [
@@ -238,6 +310,15 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     for metric, result, bpg_source in sections:
         lines += [f"## {metric}", "", markdown_table(result, "{:.2f}"), "",
                   f"![RD curves](rd_{metric}.png)", "", f"![BD-rate vs {config.reference}](bd_{metric}.png)", ""]
+    if len(questions):
+        shown = questions[[c for c in questions.columns if not c.endswith(" note")]].dropna(axis=1, how="all")
+        lines += ["## The paper's questions", "",
+                  "BD-rate (pchip) of the test cell against the anchor cell; negative: the test needs fewer bits. "
+                  "'paper' is the same pair computed from the points published in the papers (PSNR only), 'CompressAI zoo' "
+                  "from CompressAI's MSE-trained models of the same pair (real bitstreams), where shipped: "
+                  "full-scale training, so a direction and size to compare with, not a target for a small run. "
+                  "The CSV (ablation_questions.csv) also says why a number is missing.", "",
+                  markdown_table(shown, "{:.2f}"), ""]
     lines += [
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
         f"reference cell `{config.reference}` and versus BPG ({sections[0][2] if sections else ''}); "

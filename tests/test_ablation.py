@@ -1,5 +1,6 @@
 """`rdbench ablate` on a tiny grid: training, interruption and resume, evaluation, summary."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from PIL import Image
 pytest.importorskip("compressai")
 
 from rdbench.ablation_config import AblationConfigError, parse  # noqa: E402
+from rdbench.bd import BDError, bd_rate  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 CONFIG = """
@@ -92,8 +94,39 @@ def test_ablate_trains_resumes_after_a_kill_evaluates_once_and_summarizes(tmp_pa
     for name in ("ablation.md", "ablation_ms_ssim_db.csv", "rd_psnr_rgb.png", "bd_psnr_rgb.png"):
         assert (out / name).is_file(), name
     assert "40 steps of batch 2" in (out / "ablation.md").read_text()
+    check_paper_questions(out, rows)
 
     again = ablate(str(config), "--out", str(out), "--no-progress")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 measured, 0 failed, 40 already stored" in again.stderr
     assert "train " not in again.stderr  # nothing left to train
+
+
+def check_paper_questions(out, rows):
+    """ablation_questions.csv: our BD-rates from the stored rows, the published ones from the JSON files."""
+    questions = pd.read_csv(out / "ablation_questions.csv").set_index("question")
+    assert questions.loc["context on top of the mean-scale hyperprior", ["test", "anchor"]].tolist() == ["joint-k5", "mean-scale"]
+    assert questions.loc["2-Gaussian mixture vs one Gaussian (k = 3)", ["test", "anchor"]].tolist() == ["joint-k3-K2", "joint-k3"]
+    assert questions.loc["context size k = 3 vs the reference", ["test", "anchor"]].tolist() == ["joint-k3", "joint-k5"]
+    assert "hyperprior vs factorized prior" not in questions.index  # no factorized cell in this grid
+
+    def mean_curve(cell):
+        mine = rows[rows["codec"].str.contains(f"/cells/{cell}/")]
+        return mine.groupby("quality")[["bpp", "psnr_rgb"]].mean()
+
+    row = questions.loc["context on top of the mean-scale hyperprior"]
+    ours, anchor = mean_curve("joint-k5"), mean_curve("mean-scale")
+    try:
+        expected = bd_rate(anchor["bpp"], anchor["psnr_rgb"], ours["bpp"], ours["psnr_rgb"])
+        assert row["psnr_rgb ours (%)"] == pytest.approx(expected, abs=1e-9)
+    except BDError as exc:
+        assert np.isnan(row["psnr_rgb ours (%)"]) and str(exc) == row["psnr_rgb note"]
+
+    def paper(name):
+        data = json.loads((REPO / "rdbench" / "reference" / f"paper-{name}.json").read_text())["results"]
+        return data["bpp"], data["psnr-rgb"]
+
+    assert row["psnr_rgb paper (%)"] == pytest.approx(bd_rate(*paper("mbt2018-mean"), *paper("mbt2018")), abs=1e-9)
+    assert row["psnr_rgb paper (%)"] < 0  # the paper's joint model beats its mean-scale model
+    assert np.isnan(row["ms_ssim_db paper (%)"])  # the papers publish PSNR only
+    assert row["ms_ssim_db CompressAI zoo (%)"] < 0
