@@ -88,6 +88,9 @@ def test_ablate_trains_resumes_after_a_kill_evaluates_once_and_summarizes(tmp_pa
     rows = pd.read_csv(out / "results.csv")
     assert len(rows) == 5 * 4 * 2 and (rows["status"] == "ok").all()
     assert rows["bpp_estimated"].notna().all()
+    # gain units start at sqrt(lambda) spacing: every cell's rate points are distinct and ordered
+    mean_bpp = rows.groupby(["codec", "quality"])["bpp"].mean().unstack()
+    assert (mean_bpp.diff(axis=1).iloc[:, 1:] > 0).all().all(), mean_bpp
     table = pd.read_csv(out / "ablation_psnr_rgb.csv")
     assert table["cell"].tolist() == ["mean-scale", "joint-k3", "joint-k5", "joint-k3-K2", "joint-k5-K2"]
     assert table["params"].gt(0).all() and table["dec s/image"].gt(0).all()

@@ -147,6 +147,32 @@ def test_compressai_checkpoints_load_as_their_variant_and_code_exactly(arch, tmp
     assert torch.equal(coder.decode_latent(data)[0], y_hat)
 
 
+@pytest.mark.parametrize("label, arch", [("joint-k5-N32M32", "JointAutoregressiveHierarchicalPriors"),
+                                         ("hyperprior-N32M32", "ScaleHyperprior")])
+def test_export_folds_one_rate_into_a_model_compressai_loads(label, arch, tiny_checkpoints, tmp_path, kodim):
+    import compressai.models as cm
+
+    src = tiny_checkpoints[label]
+    variable = checkpoint.load(src).model.eval()
+    assert not torch.allclose(variable.gain[0], variable.gain[1])  # the two rates really differ
+    out = tmp_path / "rate2.pt"
+    done = subprocess.run([sys.executable, "-m", "rdbench", "export", str(src), "--rate", "2", "--out", str(out)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    net = getattr(cm, arch)(32, 32).eval()
+    net.load_state_dict(torch.load(out, weights_only=True)["state_dict"])
+    x = torch.from_numpy(np.ascontiguousarray(kodim(4)[:128, :128])).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        theirs, ours = net(x), variable(x, 1)
+    assert torch.allclose(theirs["x_hat"], ours["x_hat"], atol=1e-4)
+    bits = {name: sum(float(-torch.log2(v).sum()) for v in out_["likelihoods"].values()) for name, out_ in
+            (("theirs", theirs), ("ours", ours))}
+    assert bits["theirs"] == pytest.approx(bits["ours"], rel=1e-4)
+    refused = subprocess.run([sys.executable, "-m", "rdbench", "export", str(src), "--rate", "3", "--out", str(out)],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert refused.returncode != 0 and "no rate point 3; it has 2 (1..2)" in refused.stderr
+
+
 def test_not_a_checkpoint_is_refused_with_the_file_named(tmp_path):
     bad = tmp_path / "weights.pt"
     bad.write_bytes(b"not torch")

@@ -86,7 +86,7 @@ def export_rate(src: str | Path, rate: int, dest: str | Path) -> ModelConfig:
     loaded = load(src)
     n = len(loaded.model.config.rates)
     if not 0 <= rate < n:
-        raise CheckpointError(f"{src}: rate index {rate} outside its {n} rate(s)")
+        raise CheckpointError(f"{src}: no rate point {rate + 1}; it has {n} (1..{n})")
     single = fold_gains(loaded.model, rate)
     save(dest, single, {**loaded.training, "exported_from": str(src), "rate_index": rate})
     return single.config

@@ -52,6 +52,18 @@ def param_channels(config: ModelConfig) -> int:
     return 2 * config.M if config.K == 1 else 3 * config.K * config.M
 
 
+def initial_gains(lambdas) -> torch.Tensor:
+    """Starting gain of each rate: sqrt(lambda / geometric mean of the lambdas).
+
+    With loss lambda * D + R and a uniform quantizer of step s, D ~ s^2 / 12 and R ~ -log2 s per
+    latent, so the best step goes as lambda^(-1/2): the gain (1 / step) as lambda^(1/2). Starting
+    from ones instead, Adam moves the gains by about lr per step, far too slowly: after 6,000
+    steps at lr 3e-4 five lambdas 50x apart still coded Kodak within 0.34-0.43 bpp.
+    """
+    lam = torch.tensor(lambdas, dtype=torch.float32)
+    return torch.sqrt(lam / torch.exp(torch.log(lam).mean()))
+
+
 class LatentModel(CompressionModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -93,8 +105,9 @@ class LatentModel(CompressionModel):
             self.gaussian_conditional = GaussianConditional(None, scale_bound=SCALE_BOUND)
         if config.variable_rate:
             R = len(config.rates)
-            self.gain = nn.Parameter(torch.ones(R, M))
-            self.inverse_gain = nn.Parameter(torch.ones(R, M))
+            gains = initial_gains(config.rates).view(R, 1).repeat(1, M)
+            self.gain = nn.Parameter(gains)
+            self.inverse_gain = nn.Parameter(1 / gains)
             if config.has_hyperprior:
                 self.hyper_gain = nn.Parameter(torch.ones(R, N))
                 self.hyper_inverse_gain = nn.Parameter(torch.ones(R, N))
