@@ -203,10 +203,32 @@ def _questions(config: AblationConfig) -> list[tuple]:
     return found
 
 
+def operational(curve, metric: str):
+    """The points of one curve on its operational RD curve: sorted by rate, each point kept only
+    if its quality beats every cheaper point's. A point that costs more bits for no better quality
+    (a saturated model's top rate) is dominated, and BD's interpolation needs quality to rise."""
+    curve = curve.sort_values("bpp")
+    best = curve[metric].cummax().shift(fill_value=float("-inf"))
+    return curve[curve[metric] > best]
+
+
+def operational_table(table, metric: str):
+    """`operational` applied to every codec of a curve table; also {codec: points left out}."""
+    import pandas as pd
+
+    # a curve without any value of the metric stays as it is: BD then says why it has no number
+    kept = [operational(c[c["complete"]].dropna(subset=[metric]), metric) if c[metric].notna().any() else c
+            for _, c in table.groupby("codec", sort=False)]
+    kept = pd.concat(kept, ignore_index=True) if kept else table.iloc[:0]
+    total = table[table["complete"]].dropna(subset=[metric]).groupby("codec").size()
+    return kept, (total - kept.groupby("codec").size().reindex(total.index, fill_value=0)).to_dict()
+
+
 def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
     from rdbench.bd import BDError, bd
 
-    test, anchor = test[test["complete"]].dropna(subset=[metric]), anchor[anchor["complete"]].dropna(subset=[metric])
+    test = operational(test[test["complete"]].dropna(subset=[metric]), metric)
+    anchor = operational(anchor[anchor["complete"]].dropna(subset=[metric]), metric)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -262,9 +284,10 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     )
     sections, metrics = [], ("psnr_rgb", "ms_ssim_db")
     for metric in metrics:
-        vs_ref = bd_table(table, config.reference, metric).set_index("codec")
+        kept, dropped = operational_table(table, metric)
+        vs_ref = bd_table(kept, config.reference, metric).set_index("codec")
+        vs_bpg = bd_table(with_references(kept, ["bpg"]), "bpg", metric).set_index("codec")
         with_bpg = with_references(table, ["bpg"])
-        vs_bpg = bd_table(with_bpg, "bpg", metric).set_index("codec")
         bpg_source = vs_bpg["anchor_source"].iloc[0] if len(vs_bpg) else ""
         result = pd.DataFrame({"cell": [c.name for c in config.cells]}).set_index("cell")
         result[f"BD-rate vs {config.reference} (%)"] = vs_ref["bd_rate_pct"]
@@ -275,12 +298,17 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         result["enc s/image"] = per_cell["enc_s"]
         result["dec s/image"] = per_cell["dec_s"]
         result.loc[config.reference, f"BD-rate vs {config.reference} (%)"] = 0.0
-        notes = vs_ref["error"].where(vs_ref["error"] != "", vs_bpg["error"].reindex(vs_ref.index))
-        result["BD note"] = notes.reindex(result.index).fillna("")
+        result["dominated points left out"] = pd.Series(dropped)
+        def notes(bd, label):
+            return (label + ": " + bd["error"]).where(bd["error"] != "", "").reindex(result.index).fillna("")
+
+        both = notes(vs_ref, f"vs {config.reference}") + "; " + notes(vs_bpg, "vs BPG")
+        result["BD note"] = both.str.strip("; ")
         result = result.reset_index()
         result.to_csv(out / f"ablation_{metric}.csv", index=False)
         sections.append((metric, result, bpg_source))
         rd_figure(with_bpg, metric, f"{config.name}: {metric}").savefig(out / f"rd_{metric}.png", dpi=120)
+        rd_figure(table, metric, f"{config.name}: {metric}, cells only").savefig(out / f"rd_{metric}_cells.png", dpi=120)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
         bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}").savefig(out / f"bd_{metric}.png", dpi=120)
@@ -309,7 +337,7 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     ]
     for metric, result, bpg_source in sections:
         lines += [f"## {metric}", "", markdown_table(result, "{:.2f}"), "",
-                  f"![RD curves](rd_{metric}.png)", "", f"![BD-rate vs {config.reference}](bd_{metric}.png)", ""]
+                  f"![RD curves](rd_{metric}.png)", "", f"![RD curves, cells only](rd_{metric}_cells.png)", "", f"![BD-rate vs {config.reference}](bd_{metric}.png)", ""]
     if len(questions):
         shown = questions[[c for c in questions.columns if not c.endswith(" note")]].dropna(axis=1, how="all")
         lines += ["## The paper's questions", "",
@@ -323,7 +351,9 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
         f"reference cell `{config.reference}` and versus BPG ({sections[0][2] if sections else ''}); "
         "real/estimated bpp: how much larger the real bitstream is than the model's own -log2 likelihood estimate; "
-        "params: trainable parameters; enc/dec: mean seconds per image.",
+        "params: trainable parameters; enc/dec: mean seconds per image; dominated points left out: rate points "
+        "that cost more bits than a cheaper point of the same cell for no better quality (off the operational RD "
+        "curve; BD uses the rest, and the RD plots show all).",
         "",
     ]
     path = out / "ablation.md"

@@ -115,7 +115,12 @@ def check_paper_questions(out, rows):
 
     def mean_curve(cell):
         mine = rows[rows["codec"].str.contains(f"/cells/{cell}/")]
-        return mine.groupby("quality")[["bpp", "psnr_rgb"]].mean()
+        points = mine.groupby("quality")[["bpp", "psnr_rgb"]].mean().sort_values("bpp")
+        keep, best = [], -np.inf  # the operational curve: drop points no better than a cheaper one
+        for psnr in points["psnr_rgb"]:
+            keep.append(psnr > best)
+            best = max(best, psnr)
+        return points[keep]
 
     row = questions.loc["context on top of the mean-scale hyperprior"]
     ours, anchor = mean_curve("joint-k5"), mean_curve("mean-scale")
@@ -133,3 +138,15 @@ def check_paper_questions(out, rows):
     assert row["psnr_rgb paper (%)"] < 0  # the paper's joint model beats its mean-scale model
     assert np.isnan(row["ms_ssim_db paper (%)"])  # the papers publish PSNR only
     assert row["ms_ssim_db CompressAI zoo (%)"] < 0
+
+
+def test_dominated_rate_points_are_left_out_of_bd_and_counted():
+    from rdbench.ablation import operational, operational_table
+
+    curve = pd.DataFrame({"codec": "c", "complete": True, "bpp": [0.4, 0.1, 0.2, 0.3, 0.5],
+                          "psnr_rgb": [27.0, 25.0, 26.0, 27.2, 27.1]})
+    kept = operational(curve, "psnr_rgb")
+    assert kept["bpp"].tolist() == [0.1, 0.2, 0.3]  # 0.4 (27.0 < 27.2 at 0.3) and 0.5 are dominated
+    other = curve.assign(codec="d", psnr_rgb=[28.0, 25.0, 26.0, 27.0, 29.0])
+    table, dropped = operational_table(pd.concat([curve, other]), "psnr_rgb")
+    assert dropped == {"c": 2, "d": 0} and len(table) == 8
