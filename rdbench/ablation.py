@@ -212,23 +212,31 @@ def operational(curve, metric: str):
     return curve[curve[metric] > best]
 
 
+def _points(curve, metric: str):
+    """The points of a curve that BD can use: complete (every image measured), with a value."""
+    return curve[curve["complete"]].dropna(subset=[metric])
+
+
 def operational_table(table, metric: str):
     """`operational` applied to every codec of a curve table; also {codec: points left out}."""
     import pandas as pd
 
-    # a curve without any value of the metric stays as it is: BD then says why it has no number
-    kept = [operational(c[c["complete"]].dropna(subset=[metric]), metric) if c[metric].notna().any() else c
-            for _, c in table.groupby("codec", sort=False)]
-    kept = pd.concat(kept, ignore_index=True) if kept else table.iloc[:0]
-    total = table[table["complete"]].dropna(subset=[metric]).groupby("codec").size()
-    return kept, (total - kept.groupby("codec").size().reindex(total.index, fill_value=0)).to_dict()
+    parts, dropped = [], {}
+    for codec, curve in table.groupby("codec", sort=False):
+        points = _points(curve, metric)
+        if len(points) == 0:  # no value of the metric: kept as it is, so that BD says why
+            parts.append(curve)
+            continue
+        kept = operational(points, metric)
+        parts.append(kept)
+        dropped[codec] = len(points) - len(kept)
+    return (pd.concat(parts, ignore_index=True) if parts else table.iloc[:0]), dropped
 
 
 def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
     from rdbench.bd import BDError, bd
 
-    test = operational(test[test["complete"]].dropna(subset=[metric]), metric)
-    anchor = operational(anchor[anchor["complete"]].dropna(subset=[metric]), metric)
+    test, anchor = operational(_points(test, metric), metric), operational(_points(anchor, metric), metric)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -258,6 +266,11 @@ def paper_questions(config: AblationConfig, table):
         row["published pair"] = f"{pub_test} vs {pub_anchor}" if pub_test else ""
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _notes(bd, label: str, index):
+    """A bd_table's errors as "label: error" per cell ("" where it has a number)."""
+    return (label + ": " + bd["error"]).where(bd["error"] != "", "").reindex(index).fillna("")
 
 
 def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
@@ -299,10 +312,7 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         result["dec s/image"] = per_cell["dec_s"]
         result.loc[config.reference, f"BD-rate vs {config.reference} (%)"] = 0.0
         result["dominated points left out"] = pd.Series(dropped)
-        def notes(bd, label):
-            return (label + ": " + bd["error"]).where(bd["error"] != "", "").reindex(result.index).fillna("")
-
-        both = notes(vs_ref, f"vs {config.reference}") + "; " + notes(vs_bpg, "vs BPG")
+        both = _notes(vs_ref, f"vs {config.reference}", result.index) + "; " + _notes(vs_bpg, "vs BPG", result.index)
         result["BD note"] = both.str.strip("; ")
         result = result.reset_index()
         result.to_csv(out / f"ablation_{metric}.csv", index=False)

@@ -1,5 +1,6 @@
 """Learned codecs: the Minnen, Ballé & Toderici (2018) model family, its exact entropy coding,
-checkpoints and training. Importing this package imports torch and compressai."""
+checkpoints and training. The package itself and `config` import no torch (the command line and
+`ablation_config` rely on that); the other modules import torch and compressai."""
 
 import warnings
 
