@@ -51,7 +51,7 @@ def main() -> None:
 
         import pandas as pd
 
-        from rdbench.store import read_results
+        from rdbench.bench.store import read_results
 
         df = read_results(out)
         curve = df.groupby("quality")[["bpp", "psnr_rgb", "ms_ssim"]].mean().sort_index()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rdbench.store import read_results
+from rdbench.bench.store import read_results
 
 REFERENCE = Path(__file__).resolve().parents[1] / "rdbench" / "reference"
 QUALITIES = list(range(5, 100, 5))

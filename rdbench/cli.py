@@ -28,9 +28,9 @@ def _on_cuda(spec: str) -> str:
 
 def cmd_run(args) -> int:
     from rdbench.codecs.base import canonical_quality, split_spec_list
-    from rdbench.datasets import resolve_dataset
-    from rdbench.measure import Settings
-    from rdbench.runner import default_codec_specs, load_codecs, run
+    from rdbench.data.datasets import resolve_dataset
+    from rdbench.bench.measure import Settings
+    from rdbench.bench.runner import default_codec_specs, load_codecs, run
 
     dataset = resolve_dataset(args.dataset)
     if args.max_images:
@@ -53,7 +53,7 @@ def cmd_run(args) -> int:
         file=sys.stderr,
     )
     if not args.no_report:
-        from rdbench.report import load_inputs, write_report
+        from rdbench.analysis.report import load_inputs, write_report
 
         rows, table = load_inputs([out])
         if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= 4:
@@ -66,8 +66,8 @@ def cmd_run(args) -> int:
 def cmd_bdrate(args) -> int:
     import pandas as pd
 
-    from rdbench.comparison import bd_table, bd_table_per_image
-    from rdbench.report import load_inputs, markdown_table, with_references
+    from rdbench.analysis.tables import bd_table, bd_table_per_image
+    from rdbench.analysis.report import load_inputs, markdown_table, with_references
 
     rows, table = load_inputs(args.results, args.weighting)
     table = with_references(table, args.reference or [])
@@ -91,8 +91,8 @@ def cmd_bdrate(args) -> int:
 def cmd_plot(args) -> int:
     from pathlib import Path
 
-    from rdbench.plots import rd_figure
-    from rdbench.report import load_inputs, with_references
+    from rdbench.analysis.plots import rd_figure
+    from rdbench.analysis.report import load_inputs, with_references
 
     _, table = load_inputs(args.results, args.weighting)
     table = with_references(table, args.reference or [])
@@ -107,7 +107,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from rdbench.report import load_inputs, write_report
+    from rdbench.analysis.report import load_inputs, write_report
 
     rows, table = load_inputs(args.results, args.weighting)
     print(write_report(rows, table, args.out, args.anchor, args.method, args.reference or ("bpg", "mbt2018"), sys.argv))
@@ -195,7 +195,10 @@ def cmd_export(args) -> int:
 def cmd_ablate(args) -> int:
     from pathlib import Path
 
-    from rdbench import ablation, ablation_config
+    from rdbench.ablation import config as ablation_config
+    from rdbench.ablation.evaluate import evaluate
+    from rdbench.ablation.summary import summarize
+    from rdbench.ablation.train import train_all
 
     config = ablation_config.load(args.config, args.data)
     out = Path(args.out)
@@ -203,20 +206,20 @@ def cmd_ablate(args) -> int:
     if not (out / "config.toml").exists():
         (out / "config.toml").write_text(config.text)
     if not args.eval_only:
-        ablation.train_all(config, out, jobs=args.jobs, device=args.device)
+        train_all(config, out, jobs=args.jobs, device=args.device)
     if args.train_only:
         return 0
-    summary = ablation.evaluate(config, out, workers=args.workers, device=args.device,
+    summary = evaluate(config, out, workers=args.workers, device=args.device,
                                 max_images=args.max_images, progress=not args.no_progress)
     print(f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored", file=sys.stderr)
-    print(ablation.summarize(config, out, " ".join(["rdbench", *sys.argv[1:]])))
+    print(summarize(config, out, " ".join(["rdbench", *sys.argv[1:]])))
     return EXIT_ITEMS_FAILED if summary.failed else 0
 
 
 def cmd_datasets(args) -> int:
     import os
 
-    from rdbench.datasets import data_home, load_manifest, manifest_names
+    from rdbench.data.datasets import data_home, load_manifest, manifest_names
 
     for name in manifest_names():
         m = load_manifest(name)
@@ -335,8 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rdbench.codecs.base import CodecUnavailable
-    from rdbench.datasets import DatasetError
-    from rdbench.store import StoreError
+    from rdbench.data.datasets import DatasetError
+    from rdbench.bench.store import StoreError
 
     try:
         return args.fn(args)

@@ -14,8 +14,8 @@ from PIL import Image
 
 pytest.importorskip("compressai")
 
-from rdbench.ablation_config import AblationConfigError, parse  # noqa: E402
-from rdbench.bd import BDError, bd_rate  # noqa: E402
+from rdbench.ablation.config import AblationConfigError, parse  # noqa: E402
+from rdbench.analysis.bd import BDError, bd_rate  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
 CONFIG = """
@@ -141,7 +141,7 @@ def check_paper_questions(out, rows):
 
 
 def test_dominated_rate_points_are_left_out_of_bd_and_counted():
-    from rdbench.ablation import operational, operational_table
+    from rdbench.ablation.summary import operational, operational_table
 
     curve = pd.DataFrame({"codec": "c", "complete": True, "bpp": [0.4, 0.1, 0.2, 0.3, 0.5],
                           "psnr_rgb": [27.0, 25.0, 26.0, 27.2, 27.1]})

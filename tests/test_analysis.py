@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdbench.comparison import bd_table, bd_table_per_image, bootstrap_ci
-from rdbench.curves import curves, published, read_compressai_json, to_compressai_json
-from rdbench.datasets import folder_dataset
-from rdbench.runner import load_codecs, run
-from rdbench.store import read_results
+from rdbench.analysis.tables import bd_table, bd_table_per_image, bootstrap_ci
+from rdbench.analysis.curves import curves, to_compressai_json
+from rdbench.analysis.published import published, read_compressai_json
+from rdbench.data.datasets import folder_dataset
+from rdbench.bench.runner import load_codecs, run
+from rdbench.bench.store import read_results
 
 RDBENCH = [sys.executable, "-m", "rdbench"]
 

@@ -6,7 +6,7 @@ import bjontegaard
 import numpy as np
 import pytest
 
-from rdbench.bd import BDError, LowOverlapWarning, bd, bd_psnr, bd_rate
+from rdbench.analysis.bd import BDError, LowOverlapWarning, bd, bd_psnr, bd_rate
 from rdbench.packaged import reference_folder
 
 NAMES = ["bpg_444_x265_ycbcr", "jpeg", "webp", "jpeg2000", "vtm", "paper-mbt2018", "paper-mbt2018-mean",

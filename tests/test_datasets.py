@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rdbench.datasets import DatasetError, fetch, load_manifest, resolve_dataset, verify_copy
+from rdbench.data.datasets import DatasetError, fetch, load_manifest, resolve_dataset, verify_copy
 
 
 def test_manifest_lists_24_upstream_images():

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rdbench.datasets import folder_dataset
-from rdbench.images import ImageError, load_rgb
+from rdbench.data.datasets import folder_dataset
+from rdbench.data.images import ImageError, load_rgb
 
 
 @pytest.fixture

@@ -203,7 +203,7 @@ def test_zoo_weights_download_verify_and_code(weights_server, tmp_path, monkeypa
 
     from rdbench.codecs import load
     from rdbench.codecs.base import CodecError
-    from rdbench.learned import zoo
+    from rdbench.codecs import zoo
 
     root, url = weights_server
     torch.manual_seed(1)

@@ -8,10 +8,10 @@ import time
 import pandas as pd
 import pytest
 
-from rdbench.datasets import folder_dataset
-from rdbench.executor import LocalExecutor
-from rdbench.runner import load_codecs, run
-from rdbench.store import COLUMNS, ResultStore, read_results
+from rdbench.data.datasets import folder_dataset
+from rdbench.bench.executor import LocalExecutor
+from rdbench.bench.runner import load_codecs, run
+from rdbench.bench.store import COLUMNS, ResultStore, read_results
 
 from . import crashy
 
@@ -45,8 +45,8 @@ def test_grid_is_measured_and_rerun_recomputes_nothing(small_dataset, tmp_path):
 
 
 def test_keep_writes_bitstreams_and_reconstructions(small_dataset, tmp_path):
-    from rdbench.images import load_rgb
-    from rdbench.measure import Settings
+    from rdbench.data.images import load_rgb
+    from rdbench.bench.measure import Settings
 
     out = tmp_path / "out"
     run(folder_dataset(small_dataset), load_codecs(["jpeg:subsampling=444"]), out, qualities=[40],
@@ -125,7 +125,7 @@ def test_unavailable_codec_stops_before_any_work(kodak_dir, tmp_path):
 
 
 def test_default_run_covers_every_available_classical_codec(kodak_dir, tmp_path):
-    from rdbench.runner import default_codec_specs
+    from rdbench.bench.runner import default_codec_specs
 
     out = tmp_path / "o"
     env = {**os.environ, "RDBENCH_KODAK": str(kodak_dir)}

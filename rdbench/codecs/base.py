@@ -7,13 +7,7 @@ from typing import Any
 
 import numpy as np
 
-
-class CodecError(RuntimeError):
-    """An encode or decode that failed; recorded in the result row, the run goes on."""
-
-
-class CodecUnavailable(RuntimeError):
-    """A codec that cannot run here (missing binary or package); the message says how to fix it."""
+from rdbench.errors import CodecError, CodecUnavailable  # noqa: F401  (part of the codec interface)
 
 
 @dataclass(frozen=True)
@@ -87,6 +81,9 @@ class Codec:
     quality_range: tuple[float, float] | None = None
     options: dict[str, Option] = {}
     learned: bool = False  # learned codecs run only when asked for by name
+    # Seconds one call of an external process may take (set by the runner from --timeout);
+    # codecs that run in this process have nothing to time out and ignore it.
+    timeout_s: float | None = None
 
     def __init__(self, spec: Spec | str | None = None):
         spec = parse_spec(spec) if isinstance(spec, str) else spec or Spec(self.name, self.name)
@@ -134,3 +131,19 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.text!r}>"
+
+
+# Codec classes registered by decorator (the Pillow codecs, tests, plug-ins imported by the user).
+# The registry reads this dict; it lives here so that implementations never import the registry.
+REGISTERED: dict[str, type[Codec]] = {}
+
+
+def register_codec(name: str):
+    """Class decorator: `@register_codec("jpeg") class JPEG(Codec): ...`."""
+
+    def decorate(cls):
+        cls.name = name
+        REGISTERED[name] = cls
+        return cls
+
+    return decorate

@@ -24,9 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
-from rdbench.codecs.registry import register_factory
 from rdbench.packaged import codec_specs_folder
-from rdbench.images import ImageError, decode_rgb, encode_png, encode_ppm
+from rdbench.data.images import ImageError, decode_rgb, encode_png, encode_ppm
 
 DEFAULT_TIMEOUT_S = 600.0
 _SHM = Path("/dev/shm")
@@ -125,13 +124,15 @@ def _spec_files() -> list[tuple[str, str]]:
     return found
 
 
-def register_all() -> None:
+def definitions() -> list[Definition]:
+    """Every codec spec (packaged, then RDBENCH_CODECS_PATH); the registry turns each into a factory."""
+    found = []
     for origin, text in _spec_files():
         try:
-            definition = _parse(origin, tomllib.loads(text))
+            found.append(_parse(origin, tomllib.loads(text)))
         except tomllib.TOMLDecodeError as exc:
             raise CodecSpecError(f"{origin}: {exc}") from exc
-        register_factory(definition.name, lambda spec, d=definition: ExternalCodec(d, spec))
+    return found
 
 
 def _scratch_dir() -> str | None:

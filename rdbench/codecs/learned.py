@@ -164,7 +164,7 @@ class ZooCodec(_LearnedBase):
 
     @property
     def version(self) -> str:
-        from rdbench.learned.zoo import weights_url
+        from rdbench.codecs.zoo import weights_url
 
         names = []
         for q in self.qualities:
@@ -178,7 +178,7 @@ class ZooCodec(_LearnedBase):
     def _coder_for(self, quality):
         from rdbench.learned.checkpoint import load
         from rdbench.learned.coding import LatentCoder
-        from rdbench.learned.zoo import fetch_weights
+        from rdbench.codecs.zoo import fetch_weights
 
         q = int(quality)
         if q not in self._coders:

@@ -7,8 +7,7 @@ import io
 import numpy as np
 from PIL import Image, features
 
-from rdbench.codecs.base import Codec, CodecError, Option
-from rdbench.codecs.registry import register_codec
+from rdbench.codecs.base import Codec, CodecError, Option, register_codec
 
 STEP5_LADDER = tuple(range(5, 100, 5))  # CompressAI's JPEG/WebP sweep: 5, 10, ..., 95
 

@@ -1,21 +1,22 @@
 """The codec registry: a dict from codec name to a Codec class (or a factory).
 
 Entries may also be "module:attribute" strings, imported on first use, so that listing codecs
-never imports torch.
+never imports torch. The registry imports the implementations, never the reverse: classes
+register themselves with `base.register_codec`, external codecs come from `external.definitions()`.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import os
 from importlib.metadata import entry_points
 from typing import Callable, Union
 
-from rdbench.codecs.base import Codec, CodecUnavailable, Spec, parse_spec
+from rdbench.codecs.base import REGISTERED, Codec, CodecUnavailable, Spec, parse_spec, register_codec  # noqa: F401
 
 Factory = Callable[[Spec], Codec]
-_REGISTRY: dict[str, Union[type[Codec], Factory, str]] = {}
-_LOADED = False
 
 BUILTIN_MODULES = ("rdbench.codecs.pillow",)
 # Learned codecs import torch; they are registered by name only and imported when loaded.
@@ -30,39 +31,30 @@ LEARNED_PACKAGES = ("torch", "compressai", "constriction")
 ENTRY_POINT_GROUP = "rdbench.codecs"
 
 
-def register_codec(name: str):
-    """Class decorator: `@register_codec("jpeg") class JPEG(Codec): ...`."""
+@functools.cache
+def _discovered(codecs_path: str) -> dict[str, Union[Factory, str]]:
+    """Codecs found outside Python classes: learned names, TOML specs, other packages' entry points.
 
-    def decorate(cls):
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return decorate
-
-
-def register_factory(name: str, factory: Factory | str) -> None:
-    _REGISTRY[name] = factory
-
-
-def _ensure_loaded() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
-    _REGISTRY.update(LEARNED_CODECS)
+    Cached per value of RDBENCH_CODECS_PATH (reading the TOML files once per process)."""
     from rdbench.codecs import external
 
-    external.register_all()
+    found: dict[str, Union[Factory, str]] = dict(LEARNED_CODECS)
+    for definition in external.definitions():
+        found[definition.name] = functools.partial(external.ExternalCodec, definition)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        _REGISTRY.setdefault(ep.name, ep.value)
+        found.setdefault(ep.name, ep.value)
+    return found
+
+
+def _entries() -> dict[str, Union[type[Codec], Factory, str]]:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    discovered = _discovered(os.environ.get("RDBENCH_CODECS_PATH", ""))
+    return {**discovered, **REGISTERED, **{k: v for k, v in discovered.items() if k in LEARNED_CODECS}}
 
 
 def codec_names() -> list[str]:
-    _ensure_loaded()
-    return sorted(_REGISTRY)
+    return sorted(_entries())
 
 
 def _resolve(entry):
@@ -81,11 +73,11 @@ def load(spec: str | Spec, check_available: bool = True) -> Codec:
     Raises ValueError for an unknown name or option, CodecUnavailable when it cannot run here.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
-    _ensure_loaded()
-    if spec.name not in _REGISTRY:
-        raise ValueError(f"unknown codec {spec.name!r}; known: {', '.join(codec_names())}")
+    entries = _entries()
+    if spec.name not in entries:
+        raise ValueError(f"unknown codec {spec.name!r}; known: {', '.join(sorted(entries))}")
     try:
-        factory = _resolve(_REGISTRY[spec.name])
+        factory = _resolve(entries[spec.name])
     except ImportError as exc:
         raise CodecUnavailable(f"{spec.name}: cannot import its implementation ({exc})") from exc
     codec = factory(spec)

@@ -22,7 +22,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-from rdbench.codecs.base import CodecError
+from rdbench.errors import CodecError
 
 MAGIC = b"RDBL"
 FORMAT_VERSION = 1

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rdbench.codecs.base import CodecError
+from rdbench.errors import CodecError
 from rdbench.learned import bitstream, schedule
 from rdbench.learned.exact import (
     DTYPE,

@@ -23,7 +23,7 @@ import torch
 from compressai.layers import MaskedConv2d
 from torch import nn
 
-from rdbench.codecs.base import CodecError
+from rdbench.errors import CodecError
 
 WEIGHT_BITS = 20
 ACTIVATION_BITS = 16

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdbench.images import ImageError, load_rgb
+from rdbench.data.images import ImageError, load_rgb
 from rdbench.learned import checkpoint
 from rdbench.learned.config import ModelConfig
 from rdbench.learned.models import LatentModel

@@ -1,159 +1,12 @@
-"""`rdbench ablate`: train every cell of a grid once, evaluate each once, tabulate and plot.
-
-Layout of OUT:
-    config.toml                 the configuration as given
-    cells/<cell>/model.pt       the cell's checkpoint (per-lambda mode: lambda-<value>.pt each)
-    cells/<cell>/train.log      its training log
-    results.csv                 evaluation rows (the usual result store)
-    ablation.md, ablation_*.csv, rd_*.png, bd_*.png   the summary (ablation_questions.csv: the
-                                paper's questions as pairs of cells, next to the published pairs)
-
-Rerunning resumes: training continues from each checkpoint's last saved step, and evaluation
-skips every (image, codec, quality) already in results.csv.
-"""
+"""The ablation summary: per-metric tables, the paper's questions as pairs of cells, plots, ablation.md."""
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
-from rdbench.ablation_config import AblationConfig, Cell
-
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    cell: Cell
-    lambdas: tuple[float, ...]
-    path: str
-    threads: int
-    device: str
-
-
-def cell_dir(out: Path, cell: Cell) -> Path:
-    return Path(out) / "cells" / cell.name
-
-
-def checkpoint_paths(config: AblationConfig, out: Path, cell: Cell) -> list[tuple[tuple[float, ...], Path]]:
-    d = cell_dir(out, cell)
-    if config.rate_mode == "gain-units":
-        return [(config.lambdas, d / "model.pt")]
-    return [((lam,), d / f"lambda-{lam:g}.pt") for lam in config.lambdas]
-
-
-def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> list[TrainJob]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, jobs))
-    return [
-        TrainJob(cell, lambdas, str(path), threads, device)
-        for cell in config.cells
-        for lambdas, path in checkpoint_paths(config, out, cell)
-    ]
-
-
-def trained_steps(path: Path) -> int:
-    if not path.exists():
-        return 0
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["training"]["steps"])
-    except Exception:
-        return 0
-
-
-def _train_one(job: TrainJob, config: AblationConfig) -> str:
-    import torch
-
-    from rdbench.datasets import load_manifest
-    from rdbench.learned.config import ModelConfig
-    from rdbench.learned.train import TrainOptions, train
-
-    torch.set_num_threads(job.threads)
-    cell = job.cell
-    t = config.training
-    model_config = ModelConfig(cell.variant, cell.N, cell.M, cell.k, cell.K, job.lambdas)
-    path = Path(job.path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opts = TrainOptions(
-        config=model_config, data=t.data, out=str(path), steps=t.steps, batch=t.batch, crop=t.crop,
-        lr=t.lr, metric=t.metric, downscale=t.downscale, seed=t.seed, device=job.device,
-        checkpoint_every=t.checkpoint_every, log_every=50, resume=True,
-        exclude=tuple(image.file for image in load_manifest("kodak").images),  # never train on Kodak
-    )
-    with open(path.parent / "train.log", "a") as logfile:
-        def log(line: str) -> None:
-            logfile.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {path.name}: {line}\n")
-            logfile.flush()
-
-        started = time.perf_counter()
-        train(opts, log=log)
-        log(f"done in {time.perf_counter() - started:.1f} s")
-    return str(path)
-
-
-def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "cpu", log=None) -> list[str]:
-    """Train (or resume) every cell; cells already at the configured steps are skipped."""
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    pending = []
-    for job in train_jobs(config, out, jobs, device):
-        steps = trained_steps(Path(job.path))
-        if steps >= config.training.steps:
-            continue
-        pending.append(job)
-        log(f"train {job.cell.name} ({Path(job.path).name}): from step {steps} to {config.training.steps}")
-    if not pending:
-        return []
-    done = []
-    if jobs <= 1:
-        for job in pending:
-            done.append(_train_one(job, config))
-            log(f"trained {job.path}")
-        return done
-    import multiprocessing
-
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_train_one, job, config): job for job in pending}
-        failures = []
-        for future in as_completed(futures):
-            job = futures[future]
-            try:
-                done.append(future.result())
-                log(f"trained {job.path}")
-            except Exception as exc:  # one cell failing does not stop the others
-                failures.append(f"{job.cell.name}: {exc}")
-                log(f"FAILED {job.cell.name}: {exc}")
-    if failures:
-        raise RuntimeError("training failed for " + "; ".join(failures))
-    return done
-
-
-# -- evaluation --------------------------------------------------------------------------------
-def cell_spec(config: AblationConfig, out: Path, cell: Cell, device: str = "cpu") -> str:
-    d = cell_dir(out, cell)
-    spec = f"learned:checkpoint={d / 'model.pt'}" if config.rate_mode == "gain-units" else f"learned:checkpoints={d}"
-    return spec + (",device=cuda" if device == "cuda" else "")
-
-
-def evaluate(config: AblationConfig, out: Path, workers: int | None = None, device: str = "cpu",
-             max_images: int | None = None, progress: bool = True):
-    """Measure every cell on the evaluation dataset; items already in OUT/results.csv are skipped."""
-    from rdbench.datasets import resolve_dataset
-    from rdbench.runner import load_codecs, run
-
-    dataset = resolve_dataset(config.dataset)
-    if max_images:
-        dataset.images = dataset.images[:max_images]
-    specs = [cell_spec(config, out, cell, device) for cell in config.cells]
-    missing = [c.name for c in config.cells if not cell_dir(out, c).exists()]
-    if missing:
-        raise FileNotFoundError(f"{out}: cells not trained yet: {', '.join(missing)}")
-    return run(dataset, load_codecs(specs), str(out), workers=workers, progress=progress, argv=sys.argv)
+from rdbench.ablation.config import AblationConfig
+from rdbench.ablation.layout import cell_spec, checkpoint_paths
 
 
 def _cell_facts(config: AblationConfig, out: Path) -> dict[str, dict]:
@@ -234,7 +87,7 @@ def operational_table(table, metric: str):
 
 
 def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
-    from rdbench.bd import BDError, bd
+    from rdbench.analysis.bd import BDError, bd
 
     test, anchor = operational(_points(test, metric), metric), operational(_points(anchor, metric), metric)
     try:
@@ -250,7 +103,7 @@ def paper_questions(config: AblationConfig, table):
     """BD-rate (pchip) of test vs anchor cell for each question, next to the published pair's."""
     import pandas as pd
 
-    from rdbench.curves import published
+    from rdbench.analysis.published import published
 
     rows = []
     for question, test, anchor, pub_test, pub_anchor in _questions(config):
@@ -277,11 +130,11 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     """Tables (per metric), RD curves, BD bar chart and ablation.md from OUT/results.csv."""
     import pandas as pd
 
-    from rdbench.comparison import bd_table
-    from rdbench.curves import curves
-    from rdbench.plots import bd_bar_figure, rd_figure
-    from rdbench.report import markdown_table, with_references
-    from rdbench.store import read_results
+    from rdbench.analysis.tables import bd_table
+    from rdbench.analysis.curves import curves
+    from rdbench.analysis.plots import bd_bar_figure, rd_figure
+    from rdbench.analysis.report import markdown_table, with_references
+    from rdbench.bench.store import read_results
 
     out = Path(out)
     rows = read_results(out / "results.csv")
@@ -369,3 +222,4 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
     path = out / "ablation.md"
     path.write_text("\n".join(lines))
     return path
+

@@ -10,9 +10,10 @@ from pathlib import Path
 import pandas as pd
 
 from rdbench import __version__
-from rdbench.comparison import bd_table, bd_table_per_image, per_image_bd
-from rdbench.curves import curves, published, read_compressai_json, to_compressai_json
-from rdbench.store import read_results
+from rdbench.analysis.tables import bd_table, bd_table_per_image, per_image_bd
+from rdbench.analysis.curves import curves, to_compressai_json
+from rdbench.analysis.published import published, read_compressai_json
+from rdbench.bench.store import read_results
 
 DEFAULT_REFERENCES = ("bpg", "mbt2018")
 METRIC_TITLES = {"psnr_rgb": "PSNR-RGB", "ms_ssim_db": "MS-SSIM (dB)", "psnr_y": "PSNR-Y"}
@@ -69,7 +70,7 @@ def write_report(
     json_curves = {codec: to_compressai_json(c, codec) for codec, c in measured.groupby("codec")}
     (out / "curves-compressai.json").write_text(json.dumps(json_curves, indent=1) + "\n")
 
-    from rdbench.plots import bd_bar_figure, per_image_figure, rd_figure
+    from rdbench.analysis.plots import bd_bar_figure, per_image_figure, rd_figure
 
     sections = []
     now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from rdbench.bd import BDError, bd
-from rdbench.curves import published
+from rdbench.analysis.bd import BDError, bd
+from rdbench.analysis.published import published
 
 BOOTSTRAP_RESAMPLES = 2000
 

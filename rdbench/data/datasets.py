@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdbench.packaged import manifests_folder
-from rdbench.images import IMAGE_SUFFIXES, ImageError, load_rgb, pixels_sha256
+from rdbench.errors import DatasetError
+from rdbench.data.images import IMAGE_SUFFIXES, ImageError, load_rgb, pixels_sha256
 
 DOWNLOAD_TIMEOUT_S = 60
-
-
-class DatasetError(RuntimeError):
-    """A dataset that cannot be used; the message names the file or URL and the problem."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""RD curves: per-(dataset, codec, quality) aggregates of result rows, and published curves.
+"""RD curves: per-(dataset, codec, quality) aggregates of result rows.
 
 `curves(rows)` takes the tidy per-image rows of results.csv and returns one row per
 (dataset, codec, quality) with:
@@ -15,31 +15,13 @@ of BD computations, since means over different image sets do not compare.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rdbench.packaged import reference_folder
-
 METRICS = ("psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db")
 CURVE_COLUMNS = ("dataset", "codec", "source", "quality", "n_images", "complete", "bpp", *METRICS, "enc_s", "dec_s", "weighting")
-
-# Short names for the shipped published curves (any file stem in rdbench/reference works too).
-PUBLISHED_ALIASES = {
-    "bpg": "bpg_444_x265_ycbcr",
-    "jpeg": "jpeg",
-    "webp": "webp",
-    "jpeg2000": "jpeg2000",
-    "vtm": "vtm",
-    "hm": "hm",
-    "av1": "av1",
-    "mbt2018": "paper-mbt2018",
-    "mbt2018-mean": "paper-mbt2018-mean",
-}
-
 
 def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
     mask = values.notna()
@@ -70,52 +52,6 @@ def curves(rows: pd.DataFrame, weighting: str = "mean") -> pd.DataFrame:
     table["source"] = "measured"
     table["weighting"] = weighting
     return table[list(CURVE_COLUMNS)].sort_values(["dataset", "codec", "bpp"]).reset_index(drop=True)
-
-
-def _json_curve(data: dict, codec: str, source: str, dataset: str) -> pd.DataFrame:
-    results = data["results"]
-    n = len(results["bpp"])
-    ms = np.asarray(results.get("ms-ssim-rgb", [math.nan] * n), dtype=float)
-    with np.errstate(divide="ignore"):
-        ms_db = -10 * np.log10(1 - ms)
-    frame = pd.DataFrame({
-        "dataset": dataset,
-        "codec": codec,
-        "source": source,
-        "quality": results.get("quality", range(n)),
-        "n_images": np.nan,
-        "complete": True,
-        "bpp": np.asarray(results["bpp"], dtype=float),
-        "psnr_rgb": np.asarray(results.get("psnr-rgb", [math.nan] * n), dtype=float),
-        "psnr_y": np.nan,
-        "ms_ssim": ms,
-        "ms_ssim_db": ms_db,
-        "enc_s": np.asarray(results.get("encoding_time", [math.nan] * n), dtype=float),
-        "dec_s": np.asarray(results.get("decoding_time", [math.nan] * n), dtype=float),
-        "weighting": "mean",
-    })
-    return frame[list(CURVE_COLUMNS)].sort_values("bpp").reset_index(drop=True)
-
-
-def published_names() -> list[str]:
-    return sorted(p.name[:-5] for p in reference_folder().iterdir() if p.name.endswith(".json"))
-
-
-def published(name: str, dataset: str = "kodak") -> pd.DataFrame:
-    """A shipped published Kodak curve, by alias (bpg, mbt2018, ...) or file stem, labelled as published."""
-    stem = PUBLISHED_ALIASES.get(name, name)
-    res = reference_folder() / f"{stem}.json"
-    if not res.is_file():
-        raise ValueError(f"no published curve {name!r}; known: {', '.join(sorted(PUBLISHED_ALIASES))} or {', '.join(published_names())}")
-    data = json.loads(res.read_text())
-    label = f"{data.get('name', stem)} (published)"
-    return _json_curve(data, label, f"published: CompressAI results/image/kodak/{stem}.json", dataset)
-
-
-def read_compressai_json(path: str | Path, dataset: str = "kodak") -> pd.DataFrame:
-    """A CompressAI-style result JSON file as a curve (source: the file)."""
-    data = json.loads(Path(path).read_text())
-    return _json_curve(data, data.get("name", Path(path).stem), f"file: {path}", dataset)
 
 
 def to_compressai_json(curve: pd.DataFrame, name: str, description: str = "") -> dict:

@@ -1,5 +1,8 @@
 """Executors run independent jobs and hand back each result as soon as it exists.
 
+`Executor` is the seam: anything with `run(fn, jobs, on_crash)` that yields (job, result) pairs
+as results arrive. The runner is the only writer of the store; executors only compute rows.
+
 `LocalExecutor` uses worker processes on this machine. It keeps only a few jobs in flight per
 worker, so that when a worker process dies (a codec library crashing the interpreter) the jobs
 that may have caused it are known: they are retried once in a fresh pool, and a job that was in
@@ -12,7 +15,7 @@ import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -33,9 +36,23 @@ def _init_worker() -> None:
         os.environ.setdefault(var, "1")
 
 
+class Executor(Protocol):
+    """Runs independent jobs and yields (job, fn(job)) in completion order.
+
+    `on_crash(job)` stands in for a job whose worker kept dying (a codec crashing the process);
+    every job is yielded exactly once. `describe()` says where jobs ran, for runs.jsonl."""
+
+    def run(self, fn: Callable[[J], R], jobs: Iterable[J], on_crash: Callable[[J], R]) -> Iterator[tuple[J, R]]: ...
+
+    def describe(self) -> dict: ...
+
+
 class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
+
+    def describe(self) -> dict:
+        return {"executor": "local", "workers": self.workers}
 
     def run(
         self,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from rdbench import __version__
 from rdbench.codecs import Codec, CodecUnavailable, available, load
-from rdbench.datasets import Dataset
-from rdbench.executor import LocalExecutor
-from rdbench.measure import Item, Settings, error_row, measure
-from rdbench.store import ResultStore, quality_key
+from rdbench.data.datasets import Dataset
+from rdbench.bench.executor import Executor, LocalExecutor
+from rdbench.bench.measure import Item, Settings, error_row, measure
+from rdbench.bench.store import ResultStore, quality_key
 
 
 @dataclass
@@ -78,7 +78,12 @@ def run(
     retry_failed: bool = False,
     progress: bool = True,
     argv: list[str] | None = None,
+    executor: Executor | None = None,
 ) -> RunSummary:
+    """Measure every missing item of dataset x codecs x qualities into OUT/results.csv.
+
+    `executor` computes the rows (default: a LocalExecutor with `workers` processes); this
+    process alone writes them, as they arrive."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     with ResultStore(out_dir) as store:
@@ -96,7 +101,7 @@ def run(
             failed += 1
             if bar:
                 bar.update()
-        executor = LocalExecutor(workers)
+        executor = executor or LocalExecutor(workers)
         for _, row in executor.run(partial(measure, settings=settings), good, on_crash=_crashed):
             store.append(row)
             if row["status"] == "ok":
@@ -110,11 +115,11 @@ def run(
         if bar:
             bar.close()
     summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
-    _log_run(out_dir, dataset, codecs, qualities, summary, argv)
+    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe())
     return summary
 
 
-def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv) -> None:
+def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict) -> None:
     """Append what was run to DIR/runs.jsonl, so every result file says which command made it."""
     entry = {
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -124,6 +129,7 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         "dataset_source": dataset.source,
         "codecs": {c.spec.text: c.version for c in codecs},
         "qualities": qualities,
+        **where,
         **asdict(summary),
     }
     with open(out_dir / "runs.jsonl", "a") as f:

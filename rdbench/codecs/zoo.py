@@ -12,8 +12,8 @@ import os
 import re
 from pathlib import Path
 
-from rdbench.codecs.base import CodecUnavailable
-from rdbench.datasets import DatasetError, download, sha256_file
+from rdbench.errors import CodecUnavailable
+from rdbench.data.datasets import DatasetError, download, sha256_file
 
 # rdbench variant of each CompressAI zoo architecture
 ARCHITECTURES = {

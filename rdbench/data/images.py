@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rdbench.errors import ImageError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".pgm")
 
 # Modes whose conversion to 8-bit RGB is exact.
@@ -22,10 +24,6 @@ _LOSSLESS_TO_RGB = {
     "1": "1-bit bilevel converted to RGB",
     "P": "palette image converted to RGB",
 }
-
-
-class ImageError(ValueError):
-    """An image that rdbench cannot use as 8-bit RGB; the message names the file."""
 
 
 @dataclass

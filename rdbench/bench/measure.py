@@ -19,10 +19,10 @@ import numpy as np
 
 from rdbench import __version__
 from rdbench.codecs import load
-from rdbench.datasets import ImageRef
-from rdbench.images import encode_png, load_rgb
+from rdbench.data.datasets import ImageRef
+from rdbench.data.images import encode_png, load_rgb
 from rdbench.metrics import Reference
-from rdbench.store import quality_key
+from rdbench.bench.store import quality_key
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ def _codec(spec: str, settings: Settings):
     codec = _codecs.get(spec)
     if codec is None:
         codec = _codecs[spec] = load(spec)
-    if hasattr(codec, "timeout_s"):
-        codec.timeout_s = settings.timeout_s
+    codec.timeout_s = settings.timeout_s
     return codec
 
 

@@ -1,0 +1,15 @@
+"""`rdbench ablate`: train every cell of a grid once, evaluate each once, tabulate and plot.
+
+Reading order: config (the grid), layout (where each cell lives), train, evaluate, summary.
+
+Layout of OUT:
+    config.toml                 the configuration as given
+    cells/<cell>/model.pt       the cell's checkpoint (per-lambda mode: lambda-<value>.pt each)
+    cells/<cell>/train.log      its training log
+    results.csv                 evaluation rows (the usual result store)
+    ablation.md, ablation_*.csv, rd_*.png, bd_*.png   the summary (ablation_questions.csv: the
+                                paper's questions as pairs of cells, next to the published pairs)
+
+Rerunning resumes: training continues from each checkpoint's last saved step, and evaluation
+skips every (image, codec, quality) already in results.csv.
+"""

@@ -1,0 +1,26 @@
+"""Evaluating every trained cell with real bitstreams into OUT/results.csv (the usual result store)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from rdbench.ablation.config import AblationConfig
+from rdbench.ablation.layout import cell_dir, cell_spec
+
+
+def evaluate(config: AblationConfig, out: Path, workers: int | None = None, device: str = "cpu",
+             max_images: int | None = None, progress: bool = True):
+    """Measure every cell on the evaluation dataset; items already in OUT/results.csv are skipped."""
+    from rdbench.data.datasets import resolve_dataset
+    from rdbench.bench.runner import load_codecs, run
+
+    dataset = resolve_dataset(config.dataset)
+    if max_images:
+        dataset.images = dataset.images[:max_images]
+    specs = [cell_spec(config, out, cell, device) for cell in config.cells]
+    missing = [c.name for c in config.cells if not cell_dir(out, c).exists()]
+    if missing:
+        raise FileNotFoundError(f"{out}: cells not trained yet: {', '.join(missing)}")
+    return run(dataset, load_codecs(specs), str(out), workers=workers, progress=progress, argv=sys.argv)
+

@@ -1,0 +1,111 @@
+"""Training every cell of an ablation grid (resumable, cells in parallel processes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from rdbench.ablation.config import AblationConfig, Cell
+from rdbench.ablation.layout import checkpoint_paths
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    cell: Cell
+    lambdas: tuple[float, ...]
+    path: str
+    threads: int
+    device: str
+
+
+
+def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> list[TrainJob]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // max(1, jobs))
+    return [
+        TrainJob(cell, lambdas, str(path), threads, device)
+        for cell in config.cells
+        for lambdas, path in checkpoint_paths(config, out, cell)
+    ]
+
+
+def trained_steps(path: Path) -> int:
+    if not path.exists():
+        return 0
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["training"]["steps"])
+    except Exception:
+        return 0
+
+
+def _train_one(job: TrainJob, config: AblationConfig) -> str:
+    import torch
+
+    from rdbench.data.datasets import load_manifest
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.train import TrainOptions, train
+
+    torch.set_num_threads(job.threads)
+    cell = job.cell
+    t = config.training
+    model_config = ModelConfig(cell.variant, cell.N, cell.M, cell.k, cell.K, job.lambdas)
+    path = Path(job.path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    opts = TrainOptions(
+        config=model_config, data=t.data, out=str(path), steps=t.steps, batch=t.batch, crop=t.crop,
+        lr=t.lr, metric=t.metric, downscale=t.downscale, seed=t.seed, device=job.device,
+        checkpoint_every=t.checkpoint_every, log_every=50, resume=True,
+        exclude=tuple(image.file for image in load_manifest("kodak").images),  # never train on Kodak
+    )
+    with open(path.parent / "train.log", "a") as logfile:
+        def log(line: str) -> None:
+            logfile.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {path.name}: {line}\n")
+            logfile.flush()
+
+        started = time.perf_counter()
+        train(opts, log=log)
+        log(f"done in {time.perf_counter() - started:.1f} s")
+    return str(path)
+
+
+def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "cpu", log=None) -> list[str]:
+    """Train (or resume) every cell; cells already at the configured steps are skipped."""
+    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    pending = []
+    for job in train_jobs(config, out, jobs, device):
+        steps = trained_steps(Path(job.path))
+        if steps >= config.training.steps:
+            continue
+        pending.append(job)
+        log(f"train {job.cell.name} ({Path(job.path).name}): from step {steps} to {config.training.steps}")
+    if not pending:
+        return []
+    done = []
+    if jobs <= 1:
+        for job in pending:
+            done.append(_train_one(job, config))
+            log(f"trained {job.path}")
+        return done
+    import multiprocessing
+
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_train_one, job, config): job for job in pending}
+        failures = []
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                done.append(future.result())
+                log(f"trained {job.path}")
+            except Exception as exc:  # one cell failing does not stop the others
+                failures.append(f"{job.cell.name}: {exc}")
+                log(f"FAILED {job.cell.name}: {exc}")
+    if failures:
+        raise RuntimeError("training failed for " + "; ".join(failures))
+    return done
+
