@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rdbench.conventions import usable_cores
+from rdbench.packaged import reference_folder
+
 QUALITIES = ",".join(str(q) for q in range(5, 100, 5))
 
 
@@ -34,8 +37,8 @@ def timed(cmd: list[str], env: dict) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", required=True, help="folder with the 24 Kodak PNGs")
-    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--reference", default=str(Path(__file__).resolve().parents[1] / "rdbench" / "reference" / "jpeg.json"),
+    ap.add_argument("--jobs", type=int, default=usable_cores())
+    ap.add_argument("--reference", default=str(reference_folder() / "jpeg.json"),
                     help="published curve to compare with")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()

@@ -15,13 +15,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 
 from rdbench.bench.store import read_results
+from rdbench.packaged import reference_folder
 
-REFERENCE = Path(__file__).resolve().parents[1] / "rdbench" / "reference"
+REFERENCE = reference_folder()
 QUALITIES = list(range(5, 100, 5))
 
 

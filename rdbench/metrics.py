@@ -24,12 +24,12 @@ import math
 import cv2
 import numpy as np
 
-MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-WIN_SIZE = 11
-WIN_SIGMA = 1.5
+from rdbench.conventions import MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS
+from rdbench.conventions import MS_SSIM_WIN_SIGMA as WIN_SIGMA
+from rdbench.conventions import MS_SSIM_WIN_SIZE as WIN_SIZE
+
 K1, K2 = 0.01, 0.03
 DATA_RANGE = 255.0
-MS_SSIM_MIN_SIDE = (WIN_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1  # 161
 LUMA_BT601 = np.array([0.299, 0.587, 0.114])
 
 cv2.setNumThreads(1)  # parallelism comes from worker processes

@@ -1,6 +1,7 @@
 """`rdbench ablate`: train every cell of a grid once, evaluate each once, tabulate and plot.
 
-Reading order: config (the grid), layout (where each cell lives), train, evaluate, summary.
+Reading order: config (the grid), layout (where each cell lives), train, evaluate, summary (the
+tables, plots and ablation.md, computed from the rows), files (what the summary reads and writes).
 
 Layout of OUT:
     config.toml                 the configuration as given

@@ -33,7 +33,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdbench.analysis.bd import MIN_POINTS
 from rdbench.learned.config import ModelConfig
+
 
 class AblationConfigError(ValueError):
     pass
@@ -118,8 +120,9 @@ def parse(text: str, source: str = "<config>", data_override: str | None = None)
         raise AblationConfigError(f"{source}: cells listed twice: {', '.join(dupes)}")
     rates = raw.get("rates", {})
     lambdas = tuple(float(x) for x in rates.get("lambdas", []))
-    if len(lambdas) < 4:
-        raise AblationConfigError(f"{source}: [rates] lambdas needs at least 4 values for BD-rate (got {len(lambdas)})")
+    if len(lambdas) < MIN_POINTS:
+        raise AblationConfigError(
+            f"{source}: [rates] lambdas needs at least {MIN_POINTS} values for BD-rate (got {len(lambdas)})")
     mode = rates.get("mode", "gain-units")
     if mode not in ("gain-units", "per-lambda"):
         raise AblationConfigError(f"{source}: [rates] mode {mode!r}, expected gain-units or per-lambda")

@@ -10,8 +10,10 @@ from rdbench.ablation.layout import cell_dir, cell_spec
 
 
 def evaluate(config: AblationConfig, out: Path, workers: int | None = None, device: str = "cpu",
-             max_images: int | None = None, progress: bool = True):
-    """Measure every cell on the evaluation dataset; items already in OUT/results.csv are skipped."""
+             max_images: int | None = None, progress: bool = True, executor=None):
+    """Measure every cell on the evaluation dataset; items already in OUT/results.csv are skipped.
+
+    `executor`: where the rows are computed (a bench.executor.Executor; default: the runner's local pool)."""
     from rdbench.data.datasets import resolve_dataset
     from rdbench.bench.runner import load_codecs, run
 
@@ -22,5 +24,6 @@ def evaluate(config: AblationConfig, out: Path, workers: int | None = None, devi
     missing = [c.name for c in config.cells if not cell_dir(out, c).exists()]
     if missing:
         raise FileNotFoundError(f"{out}: cells not trained yet: {', '.join(missing)}")
-    return run(dataset, load_codecs(specs), str(out), workers=workers, progress=progress, argv=sys.argv)
+    return run(dataset, load_codecs(specs), str(out), workers=workers, progress=progress, argv=sys.argv,
+               executor=executor)
 

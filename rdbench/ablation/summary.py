@@ -1,27 +1,20 @@
-"""The ablation summary: per-metric tables, the paper's questions as pairs of cells, plots, ablation.md."""
+"""The ablation summary: per-metric tables, the paper's questions as pairs of cells, plots, ablation.md.
+
+`summarize` is pure: it takes the evaluation rows (codec = cell name), each cell's facts and the
+published curves, and returns a Document; ablation/files.py reads those inputs and writes it.
+"""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
-from rdbench.ablation.config import AblationConfig
-from rdbench.ablation.layout import cell_spec, checkpoint_paths
+from rdbench.ablation.config import AblationConfig, Cell
+from rdbench.analysis.bd import BDError, bd
+from rdbench.analysis.document import Document, markdown_table
+from rdbench.bench.columns import HEADLINE_METRICS
 
-
-def _cell_facts(config: AblationConfig, out: Path) -> dict[str, dict]:
-    from rdbench.learned.checkpoint import load
-    from rdbench.learned.models import parameter_count
-
-    facts = {}
-    for cell in config.cells:
-        paths = [p for _, p in checkpoint_paths(config, out, cell)]
-        loaded = [load(p) for p in paths if p.exists()]
-        facts[cell.name] = {
-            "params": parameter_count(loaded[0].model) if loaded else None,
-            "steps": min((m.training.get("steps", 0) for m in loaded), default=0),
-        }
-    return facts
+BPG = "bpg"  # the published classical anchor every cell is also compared with
+DPI = 120
 
 
 # The paper's questions, each a pair of cells (test, anchor) and, where published curves of the same
@@ -40,15 +33,20 @@ PAPER_QUESTIONS = (
 PUBLISHED_SOURCES = {"paper": "paper-{}", "CompressAI zoo": "compressai-{}_mse_cpu"}
 
 
+def _joint(cell: Cell) -> bool:
+    """The cell has both the hyperprior and the context model (the paper's joint model)."""
+    return cell.model_config.has_hyperprior and cell.model_config.has_context
+
+
 def _questions(config: AblationConfig) -> list[tuple]:
     """PAPER_QUESTIONS whose cells are in the grid, plus context size and mixture questions."""
     names = {c.name for c in config.cells}
     found = [q for q in PAPER_QUESTIONS if q[1] in names and q[2] in names]
     for cell in config.cells:
-        if cell.variant != "joint":
+        if not _joint(cell):
             continue
         single = next((c.name for c in config.cells
-                       if c.variant == "joint" and c.k == cell.k and c.K == 1 and (c.N, c.M) == (cell.N, cell.M)), None)
+                       if _joint(c) and c.k == cell.k and c.K == 1 and (c.N, c.M) == (cell.N, cell.M)), None)
         if cell.K > 1 and single:
             found.append((f"{cell.K}-Gaussian mixture vs one Gaussian (k = {cell.k})", cell.name, single, None, None))
         if cell.K == 1 and cell.name != config.reference and config.reference in names:
@@ -87,8 +85,6 @@ def operational_table(table, metric: str):
 
 
 def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
-    from rdbench.analysis.bd import BDError, bd
-
     test, anchor = operational(_points(test, metric), metric), operational(_points(anchor, metric), metric)
     try:
         with warnings.catch_warnings():
@@ -99,22 +95,31 @@ def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
     return result.value, f"overlap {result.overlap:.2f}"
 
 
-def paper_questions(config: AblationConfig, table):
-    """BD-rate (pchip) of test vs anchor cell for each question, next to the published pair's."""
-    import pandas as pd
+def published_needed(config: AblationConfig) -> list[str]:
+    """The published curves (names for analysis.published.published) that `summarize` needs."""
+    names = [BPG]
+    for _, _, _, pub_test, pub_anchor in _questions(config):
+        if pub_test:
+            names += [stem.format(m) for stem in PUBLISHED_SOURCES.values() for m in (pub_test, pub_anchor)]
+    return list(dict.fromkeys(names))
 
-    from rdbench.analysis.published import published
+
+def paper_questions(config: AblationConfig, table, published: dict):
+    """BD-rate (pchip) of test vs anchor cell for each question, next to the published pair's.
+
+    published: the curves named by `published_needed`, by name."""
+    import pandas as pd
 
     rows = []
     for question, test, anchor, pub_test, pub_anchor in _questions(config):
         row = {"question": question, "test": test, "anchor": anchor}
-        for metric in ("psnr_rgb", "ms_ssim_db"):
+        for metric in HEADLINE_METRICS:
             row[f"{metric} ours (%)"], row[f"{metric} note"] = _bd_between(
                 table[table["codec"] == test], table[table["codec"] == anchor], metric)
             for source, stem in PUBLISHED_SOURCES.items():
                 value = float("nan")
                 if pub_test:
-                    value, _ = _bd_between(published(stem.format(pub_test)), published(stem.format(pub_anchor)), metric)
+                    value, _ = _bd_between(published[stem.format(pub_test)], published[stem.format(pub_anchor)], metric)
                 row[f"{metric} {source} (%)"] = value
         row["published pair"] = f"{pub_test} vs {pub_anchor}" if pub_test else ""
         rows.append(row)
@@ -126,34 +131,32 @@ def _notes(bd, label: str, index):
     return (label + ": " + bd["error"]).where(bd["error"] != "", "").reindex(index).fillna("")
 
 
-def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
-    """Tables (per metric), RD curves, BD bar chart and ablation.md from OUT/results.csv."""
+def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: dict, command: str) -> Document:
+    """Tables (per metric), RD curves, BD bar charts and ablation.md, as a Document.
+
+    rows: the evaluation rows of the cells, `codec` being the cell's name; facts: per cell,
+    {"params": trainable parameters or None, "steps": training steps}; published: the curves
+    named by `published_needed`; command: what made the summary, for its first lines."""
     import pandas as pd
 
-    from rdbench.analysis.tables import bd_table
-    from rdbench.analysis.curves import curves
+    from rdbench.analysis.curves import add_curves, curves
     from rdbench.analysis.plots import bd_bar_figure, rd_figure
-    from rdbench.analysis.report import markdown_table, with_references
-    from rdbench.bench.store import read_results
+    from rdbench.analysis.tables import bd_table
 
-    out = Path(out)
-    rows = read_results(out / "results.csv")
-    names = {cell_spec(config, out, c, d): c.name for c in config.cells for d in ("cpu", "cuda")}
-    rows = rows[rows["codec"].isin(names)].copy()
-    rows["codec"] = rows["codec"].map(names)
+    doc = Document("ablation.md")
+    bpg = published[BPG]
     ok = rows[rows["status"] == "ok"]
     table = curves(rows)
-    facts = _cell_facts(config, out)
     per_cell = ok.groupby("codec").agg(
         bpp_gap_pct=("bpp", lambda s: 100 * (s.mean() / ok.loc[s.index, "bpp_estimated"].mean() - 1)),
         enc_s=("enc_s", "mean"), dec_s=("dec_s", "mean"), images=("image", "nunique"),
     )
-    sections, metrics = [], ("psnr_rgb", "ms_ssim_db")
-    for metric in metrics:
+    sections = []
+    for metric in HEADLINE_METRICS:
         kept, dropped = operational_table(table, metric)
         vs_ref = bd_table(kept, config.reference, metric).set_index("codec")
-        vs_bpg = bd_table(with_references(kept, ["bpg"]), "bpg", metric).set_index("codec")
-        with_bpg = with_references(table, ["bpg"])
+        vs_bpg = bd_table(add_curves(kept, [bpg]), BPG, metric, published_anchor=bpg).set_index("codec")
+        with_bpg = add_curves(table, [bpg])
         bpg_source = vs_bpg["anchor_source"].iloc[0] if len(vs_bpg) else ""
         result = pd.DataFrame({"cell": [c.name for c in config.cells]}).set_index("cell")
         result[f"BD-rate vs {config.reference} (%)"] = vs_ref["bd_rate_pct"]
@@ -168,23 +171,28 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         both = _notes(vs_ref, f"vs {config.reference}", result.index) + "; " + _notes(vs_bpg, "vs BPG", result.index)
         result["BD note"] = both.str.strip("; ")
         result = result.reset_index()
-        result.to_csv(out / f"ablation_{metric}.csv", index=False)
+        doc.tables[f"ablation_{metric}.csv"] = result
         sections.append((metric, result, bpg_source))
-        rd_figure(with_bpg, metric, f"{config.name}: {metric}").savefig(out / f"rd_{metric}.png", dpi=120)
-        rd_figure(table, metric, f"{config.name}: {metric}, cells only").savefig(out / f"rd_{metric}_cells.png", dpi=120)
+        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, metric, f"{config.name}: {metric}"), dpi=DPI)
+        doc.add_figure(f"rd_{metric}_cells", rd_figure(table, metric, f"{config.name}: {metric}, cells only"), dpi=DPI)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
-        bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}").savefig(out / f"bd_{metric}.png", dpi=120)
+        doc.add_figure(f"bd_{metric}", bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}"), dpi=DPI)
 
-    questions = paper_questions(config, table)
-    questions.to_csv(out / "ablation_questions.csv", index=False)
+    questions = paper_questions(config, table, published)
+    doc.tables["ablation_questions.csv"] = questions
+    doc.text = _page(config, sections, questions, facts, per_cell, command)
+    return doc
 
+
+def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str) -> str:
+    """ablation.md: the scale of the run first, then each metric's table and plots, the questions, the columns."""
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
     lines = [
         f"# Ablation `{config.name}`",
         "",
-        f"Command: `{command or 'rdbench ablate ' + config.source + ' --out ' + str(out)}`",
+        f"Command: `{command}`",
         "",
         "## Scale (read this first)",
         "",
@@ -219,7 +227,5 @@ def summarize(config: AblationConfig, out: Path, command: str = "") -> Path:
         "curve; BD uses the rest, and the RD plots show all).",
         "",
     ]
-    path = out / "ablation.md"
-    path.write_text("\n".join(lines))
-    return path
+    return "\n".join(lines)
 

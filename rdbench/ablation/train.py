@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.ablation.layout import checkpoint_paths
+from rdbench.conventions import usable_cores
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,7 @@ class TrainJob:
 
 
 def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> list[TrainJob]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // max(1, jobs))
+    threads = max(1, usable_cores() // max(1, jobs))
     return [
         TrainJob(cell, lambdas, str(path), threads, device)
         for cell in config.cells

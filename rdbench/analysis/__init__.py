@@ -1,0 +1,10 @@
+"""Analysis: pure functions from result rows to curves, BD numbers, tables, figures and pages.
+
+Reading order: curves (rows -> one curve per codec), bd (the Bjøntegaard deltas of two curves),
+tables (every codec against an anchor), plots (Figures), document and summary (a report as data),
+published (the only reader: shipped and users' reference curves), report (the only writer).
+
+Everything but `published` and `report` takes DataFrames and returns DataFrames, Figures or
+Documents, and imports nothing of rdbench but analysis, bench.columns and the shared leaves
+(tests/test_layout.py checks both).
+"""

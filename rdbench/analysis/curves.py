@@ -20,8 +20,8 @@ import math
 import numpy as np
 import pandas as pd
 
-METRICS = ("psnr_rgb", "psnr_y", "ms_ssim", "ms_ssim_db")
-CURVE_COLUMNS = ("dataset", "codec", "source", "quality", "n_images", "complete", "bpp", *METRICS, "enc_s", "dec_s", "weighting")
+from rdbench.bench.columns import CURVE_COLUMNS, METRICS, TIMES
+
 
 def _weighted_mean(values: pd.Series, weights: pd.Series) -> float:
     mask = values.notna()
@@ -37,21 +37,29 @@ def curves(rows: pd.DataFrame, weighting: str = "mean") -> pd.DataFrame:
     ok["pixels"] = ok["width"] * ok["height"]
     keys = ["dataset", "codec", "quality"]
     if weighting == "mean":
-        table = ok.groupby(keys)[["bpp", *METRICS, "enc_s", "dec_s"]].mean()
+        table = ok.groupby(keys)[["bpp", *METRICS, *TIMES]].mean()
     else:
         def aggregate(g: pd.DataFrame) -> pd.Series:
             out = {"bpp": 8.0 * g["bytes"].sum() / g["pixels"].sum()}
-            for col in (*METRICS, "enc_s", "dec_s"):
+            for col in (*METRICS, *TIMES):
                 out[col] = _weighted_mean(g[col], g["pixels"])
             return pd.Series(out)
 
-        table = ok.groupby(keys)[["bytes", "pixels", *METRICS, "enc_s", "dec_s"]].apply(aggregate)
+        table = ok.groupby(keys)[["bytes", "pixels", *METRICS, *TIMES]].apply(aggregate)
     table["n_images"] = ok.groupby(keys)["image_sha256"].nunique()
     table = table.reset_index()
     table["complete"] = table["n_images"] == table.groupby(["dataset", "codec"])["n_images"].transform("max")
     table["source"] = "measured"
     table["weighting"] = weighting
     return table[list(CURVE_COLUMNS)].sort_values(["dataset", "codec", "bpp"]).reset_index(drop=True)
+
+
+def add_curves(curve_table: pd.DataFrame, extra: list[pd.DataFrame]) -> pd.DataFrame:
+    """`curve_table` with the curves in `extra` appended, each unless a curve of that codec is already in it
+    (e.g. published reference curves loaded by analysis/published, beside measured ones)."""
+    present = set(curve_table["codec"])
+    extra = [e for e in extra if e["codec"].iloc[0] not in present]
+    return pd.concat([curve_table, *extra], ignore_index=True) if extra else curve_table
 
 
 def to_compressai_json(curve: pd.DataFrame, name: str, description: str = "") -> dict:

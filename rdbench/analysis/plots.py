@@ -9,12 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
-AXIS_LABELS = {
-    "psnr_rgb": "PSNR RGB (dB)",
-    "psnr_y": "PSNR Y (dB)",
-    "ms_ssim_db": "MS-SSIM (dB)",
-    "ms_ssim": "MS-SSIM",
-}
+from rdbench.bench import columns
 
 
 def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "") -> Figure:
@@ -28,8 +23,8 @@ def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = 
         is_published = source.startswith("published")
         ax.plot(curve["bpp"], curve[metric], linestyle="--" if is_published else "-",
                 marker="x" if is_published else "o", markersize=4, linewidth=1.2, label=codec)
-    ax.set_xlabel("bits per pixel (whole file)")
-    ax.set_ylabel(AXIS_LABELS.get(metric, metric))
+    ax.set_xlabel(columns.label("bpp"))
+    ax.set_ylabel(columns.label(metric))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     if title:

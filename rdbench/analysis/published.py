@@ -1,7 +1,9 @@
 """Published RD curves and CompressAI-style JSON result files: the only reader of curve files.
 
 Analysis functions take curves as DataFrames; this module turns the shipped reference files
-(rdbench/reference/, see SOURCE.md there) and users' JSON files into such DataFrames, at the edge.
+(rdbench/reference/, see SOURCE.md there) and users' JSON files into such DataFrames, at the edge:
+the command line and the ablation load what they need here and pass it in. Besides the analysis
+modules it imports `rdbench.packaged` only, to find the shipped files.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rdbench.analysis.curves import CURVE_COLUMNS
+from rdbench.analysis.curves import add_curves
+from rdbench.analysis.tables import measured_anchor
+from rdbench.bench.columns import CURVE_COLUMNS
 from rdbench.packaged import reference_folder
 
 # Short names for the shipped published curves (any file stem in rdbench/reference works too).
@@ -74,3 +78,14 @@ def read_compressai_json(path: str | Path, dataset: str = "kodak") -> pd.DataFra
     """A CompressAI-style result JSON file as a curve (source: the file)."""
     data = json.loads(Path(path).read_text())
     return curve_from_compressai(data, data.get("name", Path(path).stem), f"file: {path}", dataset)
+
+
+def with_references(curve_table: pd.DataFrame, names) -> pd.DataFrame:
+    """`curve_table` plus the published curves `names` (aliases or file stems), each unless already in it."""
+    return add_curves(curve_table, [published(n) for n in names])
+
+
+def anchor_if_unmeasured(curve_table: pd.DataFrame, anchor: str) -> pd.DataFrame | None:
+    """The published curve that BD tables fall back on for `anchor`: None when the table has a measured
+    curve of it; an unknown name raises ValueError (naming the known curves)."""
+    return None if len(measured_anchor(curve_table, anchor)) else published(anchor)

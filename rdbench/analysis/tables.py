@@ -3,6 +3,10 @@
 Every row says how its numbers were computed: metric, method, mode, anchor (and whether the
 anchor was measured here or published), the overlap fraction and interval, and whether the
 metrics were computed on 8-bit decoded images.
+
+The anchor is the measured curve of that codec when the table has one; otherwise the caller
+passes the curve to use instead (`published_anchor`, loaded at the edge by
+`analysis.published.anchor_if_unmeasured`). Nothing here reads a file.
 """
 
 from __future__ import annotations
@@ -13,21 +17,29 @@ import numpy as np
 import pandas as pd
 
 from rdbench.analysis.bd import BDError, bd
-from rdbench.analysis.published import published
 
 BOOTSTRAP_RESAMPLES = 2000
 
 
-def resolve_anchor(curve_table: pd.DataFrame, anchor: str) -> pd.DataFrame:
-    """The anchor's curve: measured if a codec with that spec (or name) is in the table, else published."""
+def measured_anchor(curve_table: pd.DataFrame, anchor: str) -> pd.DataFrame:
+    """The measured curve of `anchor` in the table: the codec with that spec, else the only measured
+    spec with that codec name (`bpg` finds `bpg:encoder=x265`); empty when there is none."""
     measured = curve_table[(curve_table["codec"] == anchor) & (curve_table["source"] == "measured")]
     if measured.empty:
         by_name = curve_table[(curve_table["codec"].str.split(":").str[0] == anchor) & (curve_table["source"] == "measured")]
         if by_name["codec"].nunique() == 1:
             measured = by_name
+    return measured
+
+
+def resolve_anchor(curve_table: pd.DataFrame, anchor: str, published_anchor: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The anchor's curve: measured if it is in the table, else `published_anchor` (given by the caller)."""
+    measured = measured_anchor(curve_table, anchor)
     if not measured.empty:
         return measured
-    return published(anchor)
+    if published_anchor is None:
+        raise ValueError(f"anchor {anchor!r} is not measured in these curves, and no published curve of it was given")
+    return published_anchor
 
 
 def _row(codec, source, result, anchor_curve, metric, method, mode, n_points, error=None) -> dict:
@@ -59,9 +71,12 @@ def _both(anchor: pd.DataFrame, test: pd.DataFrame, metric: str, method: str) ->
         }
 
 
-def bd_table(curve_table: pd.DataFrame, anchor: str = "bpg", metric: str = "psnr_rgb", method: str = "pchip") -> pd.DataFrame:
-    """BD-rate (%) and BD-metric of every curve in `curve_table` against `anchor`, on mean curves."""
-    anchor_curve = resolve_anchor(curve_table, anchor)
+def bd_table(curve_table: pd.DataFrame, anchor: str = "bpg", metric: str = "psnr_rgb", method: str = "pchip",
+             published_anchor: pd.DataFrame | None = None) -> pd.DataFrame:
+    """BD-rate (%) and BD-metric of every curve in `curve_table` against `anchor`, on mean curves.
+
+    The anchor is its measured curve in the table, else `published_anchor` (see resolve_anchor)."""
+    anchor_curve = resolve_anchor(curve_table, anchor, published_anchor)
     anchor_points = anchor_curve[anchor_curve["complete"]]
     rows = []
     for (codec, source), curve in curve_table.groupby(["codec", "source"], sort=False):

@@ -5,8 +5,10 @@ as results arrive. The runner is the only writer of the store; executors only co
 
 `LocalExecutor` uses worker processes on this machine. It keeps only a few jobs in flight per
 worker, so that when a worker process dies (a codec library crashing the interpreter) the jobs
-that may have caused it are known: they are retried once in a fresh pool, and a job that was in
-flight at two crashes is reported as failed. Another engine (e.g. Dask) only needs `run`.
+that may have caused it are known: each is rerun alone in a fresh process, and only a job that
+kills a process with nothing else running is reported as failed (jobs that merely shared the
+pool with the culprit are measured normally). Another engine (e.g. Dask) only needs `run` and
+`describe`, and is handed to `runner.run(executor=...)`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
+from rdbench.conventions import usable_cores
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -24,10 +28,7 @@ IN_FLIGHT_PER_WORKER = 2
 
 
 def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def _init_worker() -> None:
@@ -37,10 +38,23 @@ def _init_worker() -> None:
 
 
 class Executor(Protocol):
-    """Runs independent jobs and yields (job, fn(job)) in completion order.
+    """Where result rows are computed: the seam between the runner and an engine.
 
-    `on_crash(job)` stands in for a job whose worker kept dying (a codec crashing the process);
-    every job is yielded exactly once. `describe()` says where jobs ran, for runs.jsonl."""
+    The contract an implementation keeps (LocalExecutor here; a Dask client would be another):
+
+    - `run(fn, jobs, on_crash)` calls `fn(job)` once per job, wherever it likes, and yields
+      `(job, result)` pairs in completion order, as soon as each result exists, so that the
+      runner can store it at once (a killed run loses nothing that was yielded).
+    - Every job is yielded exactly once. A job whose worker kept dying (a codec crashing its
+      process) is yielded with `on_crash(job)` as its result instead of stopping the run.
+    - `fn` and the jobs are picklable (a module-level function, `functools.partial` of one, and
+      frozen dataclasses), and `fn` never raises for a codec's failure (measure() returns an
+      error row), so a job may run in another process or on another machine.
+    - Executors only compute; they never write the result store: the runner, in the calling
+      process, is its only writer.
+    - `describe()` returns a small JSON-able dict saying where jobs ran (engine, workers,
+      scheduler address...); the runner records it in runs.jsonl.
+    """
 
     def run(self, fn: Callable[[J], R], jobs: Iterable[J], on_crash: Callable[[J], R]) -> Iterator[tuple[J, R]]: ...
 
@@ -48,6 +62,8 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
+    """The Executor of one machine: a pool of `workers` processes (default: every usable core)."""
+
     def __init__(self, workers: int | None = None):
         self.workers = workers or default_workers()
 
@@ -67,10 +83,19 @@ class LocalExecutor:
                 yield job, fn(job)
             return
         pending = list(reversed(jobs))
-        crashes: dict[int, int] = {}
+        suspects: list = []  # jobs in flight at a crash: each is rerun alone, so blame is certain
         context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-        while pending:
-            with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker) as pool:
+        while pending or suspects:
+            alone = bool(suspects)
+            with ProcessPoolExecutor(1 if alone else self.workers, mp_context=context, initializer=_init_worker) as pool:
+                if alone:
+                    job = suspects.pop()
+                    try:
+                        result = pool.submit(fn, job).result()
+                    except BrokenProcessPool:
+                        result = on_crash(job)  # it killed a worker with nothing else running
+                    yield job, result
+                    continue
                 in_flight: dict = {}
                 broken = False
                 while (pending or in_flight) and not broken:
@@ -85,10 +110,6 @@ class LocalExecutor:
                             broken = True
                             continue
                         yield in_flight.pop(future), result
-                # after a crash, whatever was in flight may be the culprit: retry once, then fail it
-                for job in in_flight.values():
-                    crashes[id(job)] = crashes.get(id(job), 0) + 1
-                    if crashes[id(job)] >= 2:
-                        yield job, on_crash(job)
-                    else:
-                        pending.append(job)
+                # after a crash any job still in flight may be the culprit, or an innocent that
+                # shared the pool with it: rerun each alone, one fresh process at a time
+                suspects.extend(reversed(list(in_flight.values())))

@@ -8,7 +8,6 @@ the input file to /dev/shm, the process start and reading its output.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 import time
 from collections import OrderedDict
@@ -23,6 +22,7 @@ from rdbench.data.datasets import ImageRef
 from rdbench.data.images import encode_png, load_rgb
 from rdbench.metrics import Reference
 from rdbench.bench.store import quality_key
+from rdbench.conventions import utc_now
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def _codec(spec: str, settings: Settings):
     codec = _codecs.get(spec)
     if codec is None:
         codec = _codecs[spec] = load(spec)
-    codec.timeout_s = settings.timeout_s
+    codec.configure(timeout_s=settings.timeout_s)
     return codec
 
 
@@ -83,12 +83,8 @@ def base_row(item: Item) -> dict:
 
 def error_row(item: Item, message: str) -> dict:
     row = base_row(item)
-    row.update(status="error", error=message, finished_at=_now())
+    row.update(status="error", error=message, finished_at=utc_now())
     return row
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _slug(text: str) -> str:
@@ -120,7 +116,7 @@ def measure(item: Item, settings: Settings) -> dict:
         row["status"] = "ok"
     except Exception as exc:  # a codec's failure is data, not a crash of the run
         row.update(status="error", error=f"{type(exc).__name__}: {exc}")
-    row["finished_at"] = _now()
+    row["finished_at"] = utc_now()
     return row
 
 

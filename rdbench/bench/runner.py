@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sys
 import time
@@ -11,11 +10,12 @@ from functools import partial
 from pathlib import Path
 
 from rdbench import __version__
-from rdbench.codecs import Codec, CodecUnavailable, available, load
-from rdbench.data.datasets import Dataset
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
 from rdbench.bench.store import ResultStore, quality_key
+from rdbench.codecs import Codec, CodecUnavailable, available, load
+from rdbench.conventions import utc_now
+from rdbench.data.datasets import Dataset
 
 
 @dataclass
@@ -82,8 +82,9 @@ def run(
 ) -> RunSummary:
     """Measure every missing item of dataset x codecs x qualities into OUT/results.csv.
 
-    `executor` computes the rows (default: a LocalExecutor with `workers` processes); this
-    process alone writes them, as they arrive."""
+    `executor` computes the rows: any `bench.executor.Executor` (default: a LocalExecutor with
+    `workers` processes, the only place that names it); this process alone writes them, as they
+    arrive."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     with ResultStore(out_dir) as store:
@@ -122,7 +123,7 @@ def run(
 def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict) -> None:
     """Append what was run to DIR/runs.jsonl, so every result file says which command made it."""
     entry = {
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": utc_now(),
         "command": argv if argv is not None else sys.argv,
         "rdbench_version": __version__,
         "dataset": dataset.name,

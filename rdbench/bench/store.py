@@ -16,30 +16,10 @@ import os
 import sys
 from pathlib import Path
 
-COLUMNS = (
-    "dataset",
-    "image",
-    "image_sha256",
-    "width",
-    "height",
-    "codec",
-    "codec_version",
-    "quality",
-    "bytes",
-    "bpp",
-    "bpp_estimated",
-    "psnr_rgb",
-    "psnr_y",
-    "ms_ssim",
-    "ms_ssim_db",
-    "enc_s",
-    "dec_s",
-    "status",
-    "error",
-    "note",
-    "rdbench_version",
-    "finished_at",
-)
+from rdbench.bench.columns import KEY, RESULT_NAMES, TEXT_COLUMNS
+from rdbench.codecs.base import canonical_quality
+
+COLUMNS = RESULT_NAMES  # the header, in order (bench/columns.py declares each)
 RESULTS_FILE = "results.csv"
 
 
@@ -48,11 +28,12 @@ class StoreError(RuntimeError):
 
 
 def quality_key(quality) -> str:
-    value = float(quality)
-    return str(int(value)) if value.is_integer() else repr(value)
+    """The quality as the store writes it: the text of `canonical_quality` (50, 50.0 and '50' are '50'; 0.5 is '0.5')."""
+    return str(canonical_quality(quality))
 
 
 def row_key(row: dict) -> tuple[str, str, str, str]:
+    """The row's identity, in the order of columns.KEY."""
     return (row["image_sha256"], row["codec"], row["codec_version"], quality_key(row["quality"]))
 
 
@@ -84,7 +65,12 @@ class ResultStore:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreError(f"{self.directory}: another rdbench run is writing this result store") from None
-        self.rows = self._read_and_repair()
+        try:
+            self.rows = self._read_and_repair()
+        except BaseException:
+            self._lock.close()  # a refused file must not leave the store locked for a retry
+            self._lock = None
+            raise
         self._file = open(self.path, "a", newline="", encoding="utf-8")
         if self._file.tell() == 0:
             self._file.write(",".join(COLUMNS) + "\n")
@@ -106,23 +92,35 @@ class ResultStore:
             return []
         reader = csv.reader(io.StringIO(data.decode("utf-8")))
         header = next(reader)
-        rows = []
+        rows, malformed = [], []
         for fields in reader:
             if len(fields) != len(header):
                 self.dropped_lines += 1
+                malformed.append(fields)
                 continue
             rows.append(dict(zip(header, fields)))
         if tuple(header) != COLUMNS:
-            self._migrate(header, rows)
+            self._migrate(header, rows, malformed)
         if self.dropped_lines:
             print(f"{self.path}: ignored {self.dropped_lines} incomplete line(s) from an interrupted run", file=sys.stderr)
         return rows
 
-    def _migrate(self, header: list[str], rows: list[dict]) -> None:
-        """Rewrite a store made with another column set into the current one, keeping every value."""
+    def _migrate(self, header: list[str], rows: list[dict], malformed: list[list[str]]) -> None:
+        """Rewrite a store made with another column set into the current one, keeping every value.
+
+        Lines with the wrong number of fields cannot be mapped to columns; rather than vanish with
+        the rewrite they are kept, under the old header, in results.csv.rejected."""
         unknown = set(header) - set(COLUMNS)
         if unknown:
             raise StoreError(f"{self.path}: unknown columns {sorted(unknown)}; written by a newer rdbench?")
+        if malformed:
+            rejected = self.path.with_suffix(".csv.rejected")
+            with open(rejected, "a", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerows([header, *malformed])
+                f.flush()
+                os.fsync(f.fileno())
+            print(f"{self.path}: {len(malformed)} malformed line(s) kept in {rejected}", file=sys.stderr)
         tmp = self.path.with_suffix(".csv.migrating")
         with open(tmp, "w", newline="", encoding="utf-8") as f:
             f.write(",".join(COLUMNS) + "\n")
@@ -175,5 +173,5 @@ def read_results(path: str | Path):
         path = path / RESULTS_FILE
     if not path.is_file():
         raise StoreError(f"{path}: no such results file")
-    df = pd.read_csv(path, dtype={"image_sha256": str, "codec": str, "codec_version": str, "error": str, "note": str})
-    return df.drop_duplicates(subset=["image_sha256", "codec", "codec_version", "quality"], keep="last").reset_index(drop=True)
+    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    return df.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)

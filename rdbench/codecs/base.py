@@ -59,7 +59,10 @@ class Option:
 
 
 def canonical_quality(q: Any) -> int | float:
-    """Qualities are numbers; integral values are ints so that 50, 50.0 and '50' are one key."""
+    """Qualities are numbers; integral values are ints so that 50, 50.0 and '50' are one key.
+
+    The one definition of a quality's canonical form: the store writes `str()` of it
+    (bench/store.quality_key), so ladders, rows and keys agree."""
     value = float(q)
     return int(value) if value.is_integer() else value
 
@@ -71,6 +74,8 @@ class Codec:
     - `decode(data) -> image`: uint8 H x W x 3.
     - `qualities`: the default ladder; `quality_range`: accepted (min, max), inclusive.
     - `version`: a string naming the exact implementation (library and its version).
+    - `configure(timeout_s=...)`: run settings, applied by the measuring code before any timed
+      call; a codec that needs none ignores them.
     """
 
     name: str = ""
@@ -81,8 +86,8 @@ class Codec:
     quality_range: tuple[float, float] | None = None
     options: dict[str, Option] = {}
     learned: bool = False  # learned codecs run only when asked for by name
-    # Seconds one call of an external process may take (set by the runner from --timeout);
-    # codecs that run in this process have nothing to time out and ignore it.
+    # Seconds one call of an external process may take (None: no limit); set by `configure`.
+    # Codecs that run in this process have nothing to time out and ignore it.
     timeout_s: float | None = None
 
     def __init__(self, spec: Spec | str | None = None):
@@ -122,6 +127,13 @@ class Codec:
         return {}
 
     # -- shared behaviour --------------------------------------------------------------------
+    def configure(self, *, timeout_s: float | None) -> None:
+        """Apply the run's settings (`rdbench run --timeout`) before any timed call.
+
+        timeout_s: seconds one encode or decode call may take where the codec can enforce it
+        (external binaries); None for no limit."""
+        self.timeout_s = timeout_s
+
     def check_quality(self, quality) -> int | float:
         q = canonical_quality(quality)
         if self.quality_range and not self.quality_range[0] <= q <= self.quality_range[1]:

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
+from rdbench.data.images import decode_rgb, encode_png, encode_ppm
+from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
-from rdbench.data.images import ImageError, decode_rgb, encode_png, encode_ppm
 
 DEFAULT_TIMEOUT_S = 600.0
 _SHM = Path("/dev/shm")

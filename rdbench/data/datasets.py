@@ -18,9 +18,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdbench.conventions import IMAGE_SUFFIXES
+from rdbench.data.images import load_rgb, pixels_sha256
+from rdbench.errors import DatasetError, ImageError
 from rdbench.packaged import manifests_folder
-from rdbench.errors import DatasetError
-from rdbench.data.images import IMAGE_SUFFIXES, ImageError, load_rgb, pixels_sha256
 
 DOWNLOAD_TIMEOUT_S = 60
 
@@ -162,7 +163,7 @@ def fetch(manifest: Manifest, cache_dir: Path, base_url: str | None = None, log=
 
 
 def folder_dataset(directory: Path, name: str | None = None) -> Dataset:
-    """Every PNG/JPEG/PPM file directly inside `directory`, sorted by name.
+    """Every image file (conventions.IMAGE_SUFFIXES) directly inside `directory`, sorted by name.
 
     An unreadable or unconvertible image does not stop the dataset: its ImageRef carries the
     error, and the runner records it for every item of that image.

@@ -16,8 +16,6 @@ from PIL import Image
 
 from rdbench.errors import ImageError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".pgm")
-
 # Modes whose conversion to 8-bit RGB is exact.
 _LOSSLESS_TO_RGB = {
     "L": "8-bit grayscale converted to RGB (R=G=B)",

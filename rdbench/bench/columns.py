@@ -1,0 +1,102 @@
+"""Every column rdbench writes: one table of name, type, unit and label.
+
+A result row (results.csv) has one column per measured or identifying quantity, in the order of
+RESULT_COLUMNS; a curve (curves.csv, analysis/curves.py) aggregates rows per (dataset, codec,
+quality) into CURVE_COLUMNS. The store, the curves, the plots, the report and the command line
+all read these tuples; no other module keeps a list of column names or labels.
+
+`label` is what an axis or a table heading shows (unit included), `title` the short name used in
+prose ("BD versus bpg: PSNR-RGB"). `dtype` is the logical type: "str" columns are read as text
+whatever they look like (a codec version "1.0" stays "1.0"); numbers are left to pandas, since a
+failed item leaves them empty and qualities may be integers or fractions.
+
+This module imports nothing but the standard library: analysis imports it, and nothing else of
+the measuring pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: str  # "str", "int", "float" or "bool"
+    unit: str  # "" for text, counts and ratios without a unit
+    label: str  # axis label or table heading
+    description: str
+    kind: str = ""  # "key" (identifies a row), "rate", "distortion", "time", or "" (provenance)
+    title: str = ""  # the name in prose, when shorter than the label
+
+    @property
+    def short(self) -> str:
+        return self.title or self.label
+
+
+RESULT_COLUMNS: tuple[Column, ...] = (
+    Column("dataset", "str", "", "dataset", "dataset name (a manifest name or the folder's name)"),
+    Column("image", "str", "", "image", "image file name within the dataset"),
+    Column("image_sha256", "str", "", "image SHA-256", "SHA-256 of the decoded 8-bit RGB pixels "
+           "('file:<sha256>' of the bytes for an unreadable file)", kind="key"),
+    Column("width", "int", "px", "width (px)", "image width"),
+    Column("height", "int", "px", "height (px)", "image height"),
+    Column("codec", "str", "", "codec", "the codec spec string, verbatim", kind="key"),
+    Column("codec_version", "str", "", "codec version", "the exact implementation (library and version)", kind="key"),
+    Column("quality", "float", "", "quality", "the codec's own quality value (integral values written as integers)",
+           kind="key"),
+    Column("bytes", "int", "B", "bytes", "length of the whole file or bitstream, headers included", kind="rate"),
+    Column("bpp", "float", "bit/px", "bits per pixel (whole file)", "8 x bytes / (width x height)",
+           kind="rate", title="bpp"),
+    Column("bpp_estimated", "float", "bit/px", "estimated bits per pixel",
+           "a learned model's own -log2 likelihood estimate of the rate", kind="rate"),
+    Column("psnr_rgb", "float", "dB", "PSNR RGB (dB)", "PSNR over all pixels and the three channels, peak 255",
+           kind="distortion", title="PSNR-RGB"),
+    Column("psnr_y", "float", "dB", "PSNR Y (dB)", "PSNR of BT.601 luma", kind="distortion", title="PSNR-Y"),
+    Column("ms_ssim", "float", "", "MS-SSIM", "MS-SSIM (linear, 0..1), per channel then averaged", kind="distortion"),
+    Column("ms_ssim_db", "float", "dB", "MS-SSIM (dB)", "-10 log10(1 - MS-SSIM)", kind="distortion"),
+    Column("enc_s", "float", "s", "encode time (s)", "wall-clock seconds of the codec's encode call", kind="time"),
+    Column("dec_s", "float", "s", "decode time (s)", "wall-clock seconds of the codec's decode call", kind="time"),
+    Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
+    Column("error", "str", "", "error", "what failed, for an error row"),
+    Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),
+    Column("rdbench_version", "str", "", "rdbench version", "the rdbench that measured the row"),
+    Column("finished_at", "str", "", "finished at", "UTC time the row was measured (ISO 8601)"),
+)
+
+# Columns a curve has beyond the result columns it averages.
+CURVE_ONLY_COLUMNS: tuple[Column, ...] = (
+    Column("source", "str", "", "source", "'measured', 'published: ...' or 'file: ...'"),
+    Column("n_images", "int", "", "images", "images the point averages"),
+    Column("complete", "bool", "", "complete", "every image of the codec's most complete point reached this one "
+           "(incomplete points are left out of BD)"),
+    Column("weighting", "str", "", "weighting", "'mean' of per-image values, or 'pixels'-weighted"),
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in (*RESULT_COLUMNS, *CURVE_ONLY_COLUMNS)}
+
+
+def _names(kind: str) -> tuple[str, ...]:
+    return tuple(c.name for c in RESULT_COLUMNS if c.kind == kind)
+
+
+RESULT_NAMES = tuple(c.name for c in RESULT_COLUMNS)  # the header of results.csv, in order
+KEY = _names("key")  # a row's identity in the store: (image_sha256, codec, codec_version, quality)
+TEXT_COLUMNS = tuple(c.name for c in RESULT_COLUMNS if c.dtype == "str")
+METRICS = _names("distortion")  # psnr_rgb, psnr_y, ms_ssim, ms_ssim_db
+DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")  # BD-metric differences are in dB
+TIMES = _names("time")  # enc_s, dec_s
+HEADLINE_METRICS = ("psnr_rgb", "ms_ssim_db")  # what reports, plots and the ablation show by default
+CURVE_COLUMNS = ("dataset", "codec", "source", "quality", "n_images", "complete", "bpp", *METRICS, *TIMES, "weighting")
+
+
+def label(name: str) -> str:
+    """The axis label or table heading of a column (its name when it is not one of ours)."""
+    column = BY_NAME.get(name)
+    return column.label if column else name
+
+
+def title(name: str) -> str:
+    """The short name of a column in prose (PSNR-RGB), falling back to its label."""
+    column = BY_NAME.get(name)
+    return column.short if column else name

@@ -1,0 +1,38 @@
+"""Facts that more than one layer of rdbench relies on, each stated once.
+
+Like `errors`, this module imports nothing of rdbench, so every layer (data, codecs, learned,
+bench, analysis, ablation) may import it without creating a cycle. A fact that only one layer
+uses lives in that layer (BD's minimum point count in `analysis/bd.py`, the result columns in
+`bench/columns.py`, the scale bound of the Gaussian entropy model in `learned/exact.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+# Image files rdbench reads, for measuring (data/) and for training (learned/): lower-case suffixes.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".pgm", ".bmp", ".webp", ".tif", ".tiff")
+
+# MS-SSIM as pytorch-msssim and CompressAI compute it (metrics.py evaluates it, learned/train.py
+# trains on it): an 11-tap Gaussian window, sigma 1.5, five scales with these weights.
+MS_SSIM_WIN_SIZE = 11
+MS_SSIM_WIN_SIGMA = 1.5
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+# The window must still fit ('valid' filtering) after four 2x2 poolings: the smaller image side
+# must be at least (11 - 1) * 2^4 + 1 = 161 pixels (pytorch-msssim asserts side > 160).
+MS_SSIM_MIN_SIDE = (MS_SSIM_WIN_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 to the second (e.g. 2026-12-01T06:00:00+00:00): the
+    timestamp of result rows, runs.jsonl entries and reports."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which containers and Slurm set)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
