@@ -60,6 +60,7 @@ def test_config_errors_name_the_problem(tmp_path):
     assert [c.name for c in cfg.cells] == ["mean-scale", "joint-k3", "joint-k5", "joint-k3-K2", "joint-k5-K2"]
 
 
+@pytest.mark.slow
 def test_ablate_trains_resumes_after_a_kill_evaluates_once_and_summarizes(tmp_path, train_dir, kodim):
     crops = tmp_path / "crops"
     crops.mkdir()
@@ -150,3 +151,80 @@ def test_dominated_rate_points_are_left_out_of_bd_and_counted():
     other = curve.assign(codec="d", psnr_rgb=[28.0, 25.0, 26.0, 27.0, 29.0])
     table, dropped = operational_table(pd.concat([curve, other]), "psnr_rgb")
     assert dropped == {"c": 2, "d": 0} and len(table) == 8
+
+
+PER_LAMBDA = """
+name = "tiny-per-lambda"
+[model]
+N = 16
+M = 16
+[[cells]]
+variant = ["hyperprior", "mean-scale"]
+[rates]
+lambdas = [0.2, 0.001, 0.05, 0.01]
+mode = "per-lambda"
+[training]
+data = "{data}"
+crop = 64
+batch = 2
+steps = 3
+[evaluation]
+dataset = "{dataset}"
+reference = "mean-scale"
+"""
+
+
+@pytest.mark.slow
+def test_per_lambda_mode_trains_one_single_rate_model_per_lambda(tmp_path, train_dir, kodim):
+    from rdbench.codecs.learned import LearnedCodec
+    from rdbench.learned.bitstream import parse as parse_bitstream
+    from rdbench.learned.checkpoint import load
+
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for n in (2, 11):
+        Image.fromarray(np.ascontiguousarray(kodim(n)[200:328, 300:428])).save(crops / f"kodim{n:02d}.png")
+    config = tmp_path / "grid.toml"
+    out = tmp_path / "out"
+    config.write_text(PER_LAMBDA.format(data=train_dir, dataset=crops))
+    lambdas = sorted(parse(config.read_text()).lambdas)
+
+    done = ablate(str(config), "--out", str(out), "--workers", "2", "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for cell in ("hyperprior", "mean-scale"):
+        folder = out / "cells" / cell
+        # one checkpoint per lambda, no variable-rate model.pt
+        assert sorted(p.name for p in folder.glob("*.pt")) == sorted(f"lambda-{lam:g}.pt" for lam in lambdas)
+        for lam in lambdas:
+            loaded = load(folder / f"lambda-{lam:g}.pt")
+            assert loaded.model.config.rates == (lam,) and not loaded.model.config.variable_rate
+            assert loaded.model.config.variant == cell and (loaded.model.config.N, loaded.model.config.M) == (16, 16)
+            assert not [k for k in loaded.model.state_dict() if "gain" in k]  # single-rate: no gain units
+            assert loaded.training["steps"] == 3 and loaded.training["lambdas"] == [lam]
+        # quality i is coded by the model of the i-th smallest lambda
+        codec = LearnedCodec(f"learned:checkpoints={folder}")
+        assert codec.qualities == (1, 2, 3, 4)
+        image = np.ascontiguousarray(kodim(2)[:64, :64])
+        ids = [parse_bitstream(codec.encode(image, q)).model_id for q in codec.qualities]
+        assert ids == [load(folder / f"lambda-{lam:g}.pt").model_id for lam in lambdas]
+
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 2 * 4 * 2 and (rows["status"] == "ok").all()
+    assert set(rows["codec"]) == {f"learned:checkpoints={out / 'cells' / c}" for c in ("hyperprior", "mean-scale")}
+    assert sorted(set(rows["quality"])) == [1, 2, 3, 4] and rows["bpp_estimated"].notna().all()
+    assert (rows.groupby(["codec", "quality"])["image"].nunique() == 2).all()
+
+    table = pd.read_csv(out / "ablation_psnr_rgb.csv").set_index("cell")
+    assert table.index.tolist() == ["hyperprior", "mean-scale"]
+    assert table["params"].gt(0).all() and table["dec s/image"].gt(0).all()
+    assert table.loc["mean-scale", "BD-rate vs mean-scale (%)"] == 0.0
+    other = table.loc["hyperprior"]  # a BD-rate, or the reason there is none (3 steps of training)
+    assert np.isfinite(other["BD-rate vs mean-scale (%)"]) or "vs mean-scale" in str(other["BD note"])
+    report = (out / "ablation.md").read_text()
+    assert "lambdas 0.2, 0.001, 0.05, 0.01 (one model per lambda)." in report and "3 steps of batch 2" in report
+    questions = pd.read_csv(out / "ablation_questions.csv")
+    assert questions["question"].tolist() == ["predicted mean on top of the scale hyperprior"]
+
+    again = ablate(str(config), "--out", str(out), "--no-progress")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "0 measured, 0 failed, 16 already stored" in again.stderr and "train " not in again.stderr

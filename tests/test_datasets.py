@@ -15,15 +15,38 @@ def test_manifest_lists_24_upstream_images():
     assert all(e.url == f"http://r0k.us/graphics/kodak/kodak/{e.file}" for e in m.images)
 
 
-def test_local_copy_verifies_by_bytes_or_pixels(kodak_dir):
-    refs = verify_copy(load_manifest("kodak"), kodak_dir)
-    assert len(refs) == 24
-    upstream = dict(line.split()[::-1] for line in (kodak_dir / "UPSTREAM_FILES.sha256").read_text().splitlines() if line)
-    same_bytes = [r for r in refs if hashlib.sha256(r.path.read_bytes()).hexdigest() == upstream[r.name]]
-    # this copy has both kinds, so both acceptance paths are exercised
-    assert 0 < len(same_bytes) < 24
-    pixels = {line.split()[1]: line.split()[0] for line in (kodak_dir / "PIXELS.sha256").read_text().splitlines() if line}
-    assert all(r.sha256 == pixels[r.name] for r in refs)
+def test_plain_copy_verifies_by_bytes_or_pixels(kodak_dir, tmp_path, monkeypatch):
+    """A plain folder of the 24 PNGs (no hash or SOURCE files), checked against the manifest alone."""
+    import importlib
+
+    import numpy as np
+    from PIL import Image
+
+    manifest = load_manifest("kodak")
+    copy = _copy_kodak(kodak_dir, tmp_path / "k")
+    assert sorted(p.name for p in copy.iterdir()) == sorted(e.file for e in manifest.images)
+    # re-save one image with other PNG bytes but the same pixels, so the pixel path always runs
+    resaved = copy / "kodim13.png"
+    Image.open(resaved).convert("RGB").save(resaved, compress_level=1)
+    entries = {e.file: e for e in manifest.images}
+    assert hashlib.sha256(resaved.read_bytes()).hexdigest() != entries["kodim13.png"].file_sha256
+
+    datasets = importlib.import_module(verify_copy.__module__)
+    decoded = []
+    real_load_rgb = datasets.load_rgb
+    monkeypatch.setattr(datasets, "load_rgb", lambda path: decoded.append(Path(path).name) or real_load_rgb(path))
+    refs = verify_copy(manifest, copy)
+
+    assert [r.name for r in refs] == [e.file for e in manifest.images]
+    by_bytes = {p.name for p in copy.iterdir() if hashlib.sha256(p.read_bytes()).hexdigest() == entries[p.name].file_sha256}
+    # a file with upstream bytes is accepted without decoding; every other one is decoded and compared
+    assert sorted(decoded) == sorted(set(entries) - by_bytes) and "kodim13.png" in decoded
+    for r in refs:
+        # the pixel hash, recomputed here with PIL and numpy alone, is the manifest's for every file
+        pixels = np.ascontiguousarray(np.asarray(Image.open(r.path).convert("RGB"), dtype=np.uint8))
+        assert r.sha256 == hashlib.sha256(pixels.tobytes()).hexdigest() == entries[r.name].pixels_sha256, r.name
+        assert (r.width, r.height) == (entries[r.name].width, entries[r.name].height) == pixels.shape[1::-1], r.name
+        assert r.path == copy / r.name and r.error is None
 
 
 def _copy_kodak(src: Path, dst: Path) -> Path:
