@@ -26,6 +26,25 @@ def coder_for(path) -> LatentCoder:
     return LatentCoder(loaded.model, loaded.model_id)
 
 
+@pytest.fixture(scope="module")
+def untrained_checkpoints(tmp_path_factory) -> dict:
+    """{label: checkpoint path}: N = M = 32 variable-rate models as initialised (seeded), no
+    training: what the coder needs (weights, CDF tables) in a fraction of a second, for the tests
+    of coding and bitstream errors in the fast loop (`-m "not slow"`)."""
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.models import LatentModel
+
+    folder = tmp_path_factory.mktemp("untrained-models")
+    paths = {}
+    for variant, k, K in (("factorized", 5, 1), ("mean-scale", 5, 1), ("joint", 5, 1), ("joint", 5, 2), ("joint", 3, 3)):
+        config = ModelConfig(variant, 32, 32, k, K, (0.0067, 0.0483))
+        torch.manual_seed(0)
+        path = folder / f"{config.label()}.pt"
+        checkpoint.save(path, LatentModel(config), {"steps": 0})
+        paths[config.label()] = path
+    return paths
+
+
 # -- the context schedule --------------------------------------------------------------------
 @pytest.mark.parametrize("k", [3, 5, 7, 9])
 def test_wavefronts_cover_every_position_once_and_only_read_earlier_ones(k):
@@ -47,6 +66,7 @@ def test_wavefronts_cover_every_position_once_and_only_read_earlier_ones(k):
 
 
 # -- exactness: every variant, every Kodak image, 2 threads encode / 1 thread decode -----------
+@pytest.mark.slow
 def test_every_variant_decodes_every_kodak_image_exactly_across_thread_counts(tiny_checkpoints, kodak_dir, tmp_path):
     ckpts = [str(p) for p in tiny_checkpoints.values()]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -63,8 +83,8 @@ def test_every_variant_decodes_every_kodak_image_exactly_across_thread_counts(ti
 
 
 @pytest.mark.parametrize("label", ["joint-k5-N32M32", "joint-k3-K3-N32M32", "mean-scale-N32M32", "factorized-N32M32"])
-def test_sizes_that_are_not_multiples_of_64_round_trip(tiny_checkpoints, kodim, label):
-    coder = coder_for(tiny_checkpoints[label])
+def test_sizes_that_are_not_multiples_of_64_round_trip(untrained_checkpoints, kodim, label):
+    coder = coder_for(untrained_checkpoints[label])
     image = np.ascontiguousarray(kodim(5)[3:100, 7:138])  # 97 x 131
     data, y_hat = coder.encode_with_latent(image, 1)
     decoded, header = coder.decode_latent(data)
@@ -74,6 +94,7 @@ def test_sizes_that_are_not_multiples_of_64_round_trip(tiny_checkpoints, kodim, 
     assert out.shape == image.shape and out.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_mixture_coding_is_not_a_waste_of_bits(tiny_checkpoints, kodim):
     """Real bitstream sizes stay near the model's own estimate (same image, same model)."""
     coder = coder_for(tiny_checkpoints["joint-k5-K2-N32M32"])
@@ -84,8 +105,8 @@ def test_mixture_coding_is_not_a_waste_of_bits(tiny_checkpoints, kodim):
 
 
 # -- bad bitstreams ------------------------------------------------------------------------------
-def test_truncated_corrupted_and_foreign_bitstreams_raise_clear_errors(tiny_checkpoints, kodim):
-    coder = coder_for(tiny_checkpoints["joint-k5-N32M32"])
+def test_truncated_corrupted_and_foreign_bitstreams_raise_clear_errors(untrained_checkpoints, kodim):
+    coder = coder_for(untrained_checkpoints["joint-k5-N32M32"])
     image = np.ascontiguousarray(kodim(1)[:128, :192])
     data = coder.encode(image, 0)
     for cut in (0, 10, bitstream.HEADER_BYTES - 1, bitstream.HEADER_BYTES, len(data) // 2, len(data) - 1):
@@ -100,15 +121,15 @@ def test_truncated_corrupted_and_foreign_bitstreams_raise_clear_errors(tiny_chec
         coder.decode(b"\xff\xd8\xff" + data[3:])
     with pytest.raises(bitstream.BitstreamError, match="format version"):
         coder.decode(data[:4] + bytes([99]) + data[5:])
-    other = coder_for(tiny_checkpoints["joint-k5-K2-N32M32"])
+    other = coder_for(untrained_checkpoints["joint-k5-K2-N32M32"])
     with pytest.raises(bitstream.BitstreamError, match="made by model"):
         other.decode(data)
 
 
-def test_exactness_guard_refuses_weights_too_large_for_exact_arithmetic(tiny_checkpoints, kodim):
+def test_exactness_guard_refuses_weights_too_large_for_exact_arithmetic(untrained_checkpoints, kodim):
     from rdbench.learned.exact import ExactnessError
 
-    loaded = checkpoint.load(tiny_checkpoints["mean-scale-N32M32"])
+    loaded = checkpoint.load(untrained_checkpoints["mean-scale-N32M32"])
     with torch.no_grad():
         loaded.model.h_s[4].weight.mul_(1e7)
     with pytest.raises(ExactnessError, match="h_s.4"):
@@ -116,6 +137,7 @@ def test_exactness_guard_refuses_weights_too_large_for_exact_arithmetic(tiny_che
 
 
 # -- checkpoints -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_checkpoint_carries_its_configuration_and_training_record(tiny_checkpoints, train_dir):
     loaded = checkpoint.load(tiny_checkpoints["joint-k7-K3-N32M32"])
     cfg = loaded.model.config
@@ -149,6 +171,7 @@ def test_compressai_checkpoints_load_as_their_variant_and_code_exactly(arch, tmp
 
 @pytest.mark.parametrize("label, arch", [("joint-k5-N32M32", "JointAutoregressiveHierarchicalPriors"),
                                          ("hyperprior-N32M32", "ScaleHyperprior")])
+@pytest.mark.slow
 def test_export_folds_one_rate_into_a_model_compressai_loads(label, arch, tiny_checkpoints, tmp_path, kodim):
     import compressai.models as cm
 
@@ -171,6 +194,23 @@ def test_export_folds_one_rate_into_a_model_compressai_loads(label, arch, tiny_c
     refused = subprocess.run([sys.executable, "-m", "rdbench", "export", str(src), "--rate", "3", "--out", str(out)],
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert refused.returncode != 0 and "no rate point 3; it has 2 (1..2)" in refused.stderr
+
+
+@pytest.mark.parametrize("variant, k, K, rates", [("factorized", 5, 1, 1), ("hyperprior", 5, 1, 2), ("mean-scale", 5, 1, 1),
+                                                   ("mean-scale", 5, 3, 1), ("context", 3, 1, 2), ("context", 7, 2, 1),
+                                                   ("joint", 5, 1, 3), ("joint", 3, 2, 1)])
+def test_state_dict_shapes_give_back_the_configuration(variant, k, K, rates):
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.models import LatentModel
+
+    config = ModelConfig(variant, 8, 12, k, K, tuple(0.001 * (r + 1) for r in range(rates)))
+    inferred = checkpoint.infer_config(LatentModel(config).state_dict())
+    assert (inferred.variant, inferred.N, inferred.M, inferred.k, inferred.K) == (variant, 8, 12, k, K)
+    assert len(inferred.rates) == rates
+    bad = LatentModel(ModelConfig("mean-scale", 8, 12)).state_dict()
+    bad["h_s.4.weight"] = torch.zeros(30, *bad["h_s.4.weight"].shape[1:])
+    with pytest.raises(checkpoint.CheckpointError, match="30 channels, which fits no K for M=12"):
+        checkpoint.infer_config(bad, "bad.pt")
 
 
 def test_not_a_checkpoint_is_refused_with_the_file_named(tmp_path):
@@ -243,6 +283,7 @@ def run_cli(*args, timeout=900, cwd=None):
                           timeout=timeout, env=env, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_rdbench_run_with_a_learned_codec_records_real_and_estimated_bpp(tiny_checkpoints, small_dataset, tmp_path):
     import pandas as pd
 
@@ -268,6 +309,7 @@ def test_learned_spec_errors_name_the_problem(tmp_path):
         load(f"learned:checkpoints={tmp_path}")
 
 
+@pytest.mark.slow
 def test_checkpoints_folder_orders_rate_points_by_lambda(tmp_path, train_dir, kodim):
     from rdbench.codecs import load
     from rdbench.learned.config import ModelConfig
@@ -283,6 +325,7 @@ def test_checkpoints_folder_orders_rate_points_by_lambda(tmp_path, train_dir, ko
     assert codec.decode(codec.encode(image, 2)).shape == image.shape
 
 
+@pytest.mark.slow
 def test_train_command_checkpoints_and_resumes(tmp_path, train_dir):
     out = tmp_path / "m.pt"
     common = ["train", "--variant", "context", "--N", "16", "--M", "16", "--k", "3", "--quality", "1", "--quality", "5",
@@ -299,13 +342,24 @@ def test_train_command_checkpoints_and_resumes(tmp_path, train_dir):
     assert loaded.training["steps"] == 5 and loaded.model.config.rates == (0.0018, 0.025)
 
 
-def test_ms_ssim_training_runs_and_small_crops_are_refused(tmp_path, train_dir):
+def test_ms_ssim_training_refuses_crops_too_small_for_five_scales(tmp_path, train_dir):
+    from rdbench.conventions import MS_SSIM_MIN_SIDE
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainingError, TrainOptions, train
 
     cfg = ModelConfig("hyperprior", 8, 8, rates=(8.73,))
-    with pytest.raises(TrainingError, match="larger than 160"):
-        train(TrainOptions(cfg, str(train_dir), str(tmp_path / "a.pt"), steps=1, batch=1, crop=64, metric="ms-ssim"))
+    for crop in (64, MS_SSIM_MIN_SIDE - 1):
+        with pytest.raises(TrainingError, match="larger than 160"):
+            train(TrainOptions(cfg, str(train_dir), str(tmp_path / "a.pt"), steps=1, batch=1, crop=crop, metric="ms-ssim"))
+    assert not (tmp_path / "a.pt").exists()
+
+
+@pytest.mark.slow
+def test_ms_ssim_training_runs(tmp_path, train_dir):
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.train import TrainOptions, train
+
+    cfg = ModelConfig("hyperprior", 8, 8, rates=(8.73,))
     path = train(TrainOptions(cfg, str(train_dir), str(tmp_path / "b.pt"), steps=2, batch=1, crop=192, metric="ms-ssim"),
                  log=lambda line: None)
     assert checkpoint.load(path).training["metric"] == "ms-ssim"

@@ -47,6 +47,7 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
     import torch
 
     from rdbench.data.datasets import load_manifest
+    from rdbench.data.images import rgb_pixels
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainOptions, train
 
@@ -68,7 +69,7 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
             logfile.flush()
 
         started = time.perf_counter()
-        train(opts, log=log)
+        train(opts, log=log, load_image=rgb_pixels)
         log(f"done in {time.perf_counter() - started:.1f} s")
     return str(path)
 

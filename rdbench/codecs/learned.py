@@ -6,9 +6,9 @@
 - `mbt2018`, `mbt2018-mean`, `bmshj2018-hyperprior`, `bmshj2018-factorized`: CompressAI's
   pretrained weights, qualities 1-8, `metric=mse|ms-ssim`, fetched on first use (see zoo.py).
 
-All code with rdbench's exact coder (rdbench/learned/coding.py). `device=cuda` runs the
-transforms on a GPU; the parameters that feed the entropy coder are always computed exactly on
-the CPU, so a bitstream encoded on a GPU decodes on a CPU.
+All code with rdbench's exact coder (rdbench/learned/coding.py and symbols.py). `device=cuda`
+runs the transforms on a GPU; the parameters that feed the entropy coder are always computed
+exactly on the CPU, so a bitstream encoded on a GPU decodes on a CPU.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class _LearnedBase(Codec):
         if self.opts.get("threads", "0") != "0":
             torch.set_num_threads(int(self.opts["threads"]))
 
-    # subclasses: _coder_for(quality) -> (LatentCoder, rate index); _all_coders() for decode
+    # subclasses: _coder_for(quality) -> (LatentCoder, rate index); _coder_by_id(model_id) for decode
     _coders: dict
 
     def encode(self, image: np.ndarray, quality) -> bytes:

@@ -112,3 +112,9 @@ def encode_png(pixels: np.ndarray, compress_level: int = 1) -> bytes:
 def encode_ppm(pixels: np.ndarray) -> bytes:
     h, w, _ = pixels.shape
     return b"P6\n%d %d\n255\n" % (w, h) + np.ascontiguousarray(pixels).tobytes()
+
+
+def rgb_pixels(path: str | Path) -> np.ndarray:
+    """Just the pixels of `load_rgb(path)`: the loader training is handed (learned/ does not
+    import data/), so that it refuses what measuring refuses (16-bit, transparent, CMYK)."""
+    return load_rgb(path).pixels

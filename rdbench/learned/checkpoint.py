@@ -9,8 +9,9 @@ An rdbench checkpoint is a torch file holding a dict:
     optimizer, aux_optimizer, rng: the training state (for resume).
 
 A CompressAI checkpoint (a bare state dict, or one nested under "state_dict") of
-bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean or mbt2018 loads too: the variant, N, M,
-k and K are read off the weight shapes.
+bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean or mbt2018 loads too: the boxes it has
+(h_a, context_prediction) and the shapes of its weights give N, M, k, K and, through
+ModelConfig.from_boxes, the variant.
 """
 
 from __future__ import annotations
@@ -105,30 +106,25 @@ def _read(path: Path) -> dict:
 
 
 def infer_config(state_dict: dict, source: str = "state dict") -> ModelConfig:
-    """The ModelConfig of a CompressAI-style state dict, from its weight shapes."""
+    """The ModelConfig of a CompressAI-style state dict, from the boxes it has and their shapes."""
     try:
         N = state_dict["g_a.0.weight"].shape[0]
         M = state_dict["g_a.6.weight"].shape[0]
     except KeyError as exc:
         raise CheckpointError(f"{source}: no {exc.args[0]}; not a model of the Minnen/Ballé family") from exc
-    k, out = 5, None
-    if "context_prediction.weight" in state_dict:
-        k = state_dict["context_prediction.weight"].shape[-1]
-        variant = "joint" if "h_a.0.weight" in state_dict else "context"
-        out = state_dict["entropy_parameters.4.weight"].shape[0]
-    elif "h_s.4.weight" in state_dict:
-        out = state_dict["h_s.4.weight"].shape[0]
-        # bmshj2018-hyperprior ends h_s in M scales; mbt2018-mean in 2M (scales, means)
-        variant = "hyperprior" if out == M else "mean-scale"
-    else:
-        variant = "factorized"
-    K = 1
-    if variant not in ("factorized", "hyperprior") and out != 2 * M:
-        if out % (3 * M):
-            raise CheckpointError(f"{source}: parameter layer has {out} channels, which fits no K for M={M}")
-        K = out // (3 * M)
+    hyperprior = "h_a.0.weight" in state_dict
+    context = "context_prediction.weight" in state_dict
+    k = state_dict["context_prediction.weight"].shape[-1] if context else 5
+    # y's distribution parameters come out of entropy_parameters, or else out of h_s
+    params = "entropy_parameters.4.weight" if context else "h_s.4.weight" if hyperprior else None
     rates = (0.0,) * state_dict["gain"].shape[0] if "gain" in state_dict else (0.0,)
-    return ModelConfig(variant, N, M, k, K, rates)
+    try:
+        return ModelConfig.from_boxes(N, M, hyperprior=hyperprior, context=context, k=k, rates=rates,
+                                      param_channels=None if params is None else state_dict[params].shape[0])
+    except KeyError as exc:
+        raise CheckpointError(f"{source}: no {exc.args[0]}; not a model of the Minnen/Ballé family") from exc
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: {exc}") from exc
 
 
 def _compressai_state_dict(payload: dict) -> dict:
@@ -164,7 +160,7 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
         raise CheckpointError(f"{path}: weights do not fit a {config.label()} model ({exc})") from exc
-    if config.variant != "context" and model.entropy_bottleneck._offset.numel() == 0:
+    if config.has_entropy_bottleneck and model.entropy_bottleneck._offset.numel() == 0:
         prepare_for_coding(model)  # a CompressAI checkpoint saved before update()
     model.to(device).eval()
     return LoadedModel(model, model_id(model), str(path), training)

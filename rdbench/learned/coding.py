@@ -1,18 +1,19 @@
-"""Entropy coding of a LatentModel's latents into the bitstream of `bitstream.py`, and back.
+"""The paper's AE/AD: a LatentModel's latents into the bitstream of `bitstream.py`, and back.
 
-- z (and y of the factorized model) goes through CompressAI's EntropyBottleneck coder, whose
-  CDF tables are fixed buffers of the model.
-- y goes through constriction's range coder. Its distribution parameters come from the exact
-  networks of `exact.py`, so encoder and decoder compute them bit for bit:
-  - K = 1: ŷ = round(y - μ) + μ, coded as a zero-mean discretized Gaussian whose scale is snapped
-    up to CompressAI's 64-entry scale table (μ lies on the 2^-16 activation grid), as
-    CompressAI's mbt2018 does.
-  - K >= 2: ŷ = round(y), coded with a categorical distribution over a window of 2W + 1 integers
-    around the mean of the heaviest component; its probabilities are the mixture of
-    discretized Gaussians (table-snapped scales, weights from a softmax read off a fixed table).
-- With a context model the symbols are coded in wavefronts (`schedule.py`): the decoder runs
-  context_prediction and entropy_parameters once per wavefront over all its positions, never
-  once per position.
+`LatentCoder` only orchestrates; the symbols are coded by the coders of `symbols.py`:
+
+1. pad the image to a multiple of PAD and run g_a (y, 1/Y_STRIDE of the padded image);
+2. factorized model: y goes through its FactorizedCoder, done;
+3. with a hyperprior: z = h_a(y) (1/Z_STRIDE of y) through the FactorizedCoder of z, then
+   ψ = h_s(ẑ), evaluated exactly (exact.py);
+4. y through the model's SymbolCoder (Gaussian or mixture), in groups of positions: with a
+   context model, wavefront by wavefront (`schedule.py`), each wavefront's parameters from
+   context_prediction and entropy_parameters (exact) over the ŷ decoded so far; without one,
+   ψ is the parameters and all positions form one group. Groups are split into chunks of at
+   most CHUNK positions, which bounds memory and changes no bit.
+
+The decoder runs the same steps, with context_prediction and entropy_parameters once per
+wavefront over all its positions, never once per position.
 """
 
 from __future__ import annotations
@@ -24,22 +25,21 @@ import torch.nn.functional as F
 
 from rdbench.errors import CodecError
 from rdbench.learned import bitstream, schedule
-from rdbench.learned.exact import (
-    DTYPE,
-    ExactContext,
-    ExactSequential,
-    exp_table,
-    normal_cdf,
-    scale_table,
-)
-from rdbench.learned.models import SCALE_BOUND, LatentModel
+from rdbench.learned.exact import DTYPE, ExactContext, ExactSequential
+from rdbench.learned.models import Y_STRIDE, Z_STRIDE, LatentModel
+from rdbench.learned.symbols import FactorizedCoder, symbol_coder
 
-PAD = 64  # g_a and h_a downsample by 2^6
-MIXTURE_CHUNK = 256  # positions per batch of mixture probability tables (bounds memory)
+PAD = Y_STRIDE * Z_STRIDE  # 64: the padded image is a whole number of z positions
+CHUNK = 256  # positions per batch of parameters and probability tables (bounds memory)
 
 
 def _padded_size(n: int) -> int:
     return -(-n // PAD) * PAD
+
+
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    """(h, w) of y for an image of height x width pixels (z is (h, w) // Z_STRIDE)."""
+    return _padded_size(height) // Y_STRIDE, _padded_size(width) // Y_STRIDE
 
 
 class LatentCoder:
@@ -47,15 +47,16 @@ class LatentCoder:
 
     def __init__(self, model: LatentModel, model_id: bytes, device: str = "cpu"):
         self.model = model.to(device).eval()
-        self.config = model.config
+        self.config = cfg = model.config
         self.model_id = model_id
         self.device = device
-        cfg = self.config
+        eb = getattr(model, "entropy_bottleneck", None)
+        self.factorized = FactorizedCoder(eb) if cfg.has_entropy_bottleneck else None
         self.h_s = ExactSequential(model.h_s, "h_s") if cfg.has_hyperprior else None
         if cfg.has_context:
             self.context = ExactContext(model.context_prediction)
             self.entropy_parameters = ExactSequential(model.entropy_parameters, "entropy_parameters", pointwise=True)
-        self.scales = scale_table()
+        self.symbols = None if cfg.y_factorized else symbol_coder(cfg.M, cfg.K, cfg.has_means)
         self.pad = cfg.k // 2 if cfg.has_context else 0  # ŷ border the context taps read
         self._gains = {}
 
@@ -83,13 +84,15 @@ class LatentCoder:
         return self._gains[key]
 
     def _psi(self, z_hat: torch.Tensor, rate: int) -> torch.Tensor:
+        """ψ = h_s(ẑ) (C, h, w), exactly."""
         z_in = z_hat[0].to("cpu", DTYPE)
         gain = self._gain("hyper_inverse_gain", rate)
         if gain is not None:
             z_in = z_in * gain
         return self.h_s(z_in[None])[0]
 
-    def _raw_params(self, psi, y_hat_pad, rows, cols) -> torch.Tensor:
+    def _params(self, psi, y_hat_pad, rows, cols) -> torch.Tensor:
+        """y's distribution parameters at (rows, cols): (n, param_channels), exactly."""
         parts = []
         if psi is not None:
             parts.append(psi[:, rows, cols].t())
@@ -98,41 +101,18 @@ class LatentCoder:
         parts.append(self.context(y_hat_pad, rows, cols))
         return self.entropy_parameters(torch.cat(parts, dim=1))
 
-    def _snap_scales(self, scales: torch.Tensor) -> torch.Tensor:
-        idx = torch.searchsorted(self.scales, scales.clamp(min=SCALE_BOUND).contiguous())
-        return self.scales[idx.clamp(max=self.scales.numel() - 1)]
+    def _groups(self, h: int, w: int, one_pass: bool = False):
+        """(rows, cols) of each group of at most CHUNK positions, in coding order: wavefronts when
+        a context model reads ŷ decoded so far (unless `one_pass`: ŷ is known in full)."""
+        k = self.config.k if self.config.has_context else None
+        fronts = schedule.wavefronts(h, w, k) if k and not one_pass else [schedule.coding_order(h, w, k)]
+        for rows, cols in fronts:
+            for start in range(0, rows.numel(), CHUNK):
+                yield rows[start : start + CHUNK], cols[start : start + CHUNK]
 
-    def _gaussian(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(std snapped to the scale table, mean) for each symbol, both (n, M)."""
-        M = self.config.M
-        if self.config.variant == "hyperprior":
-            return self._snap_scales(raw), torch.zeros_like(raw)
-        return self._snap_scales(raw[:, :M]), raw[:, M : 2 * M]
-
-    def _mixture(self, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        K, M = self.config.K, self.config.M
-        n = raw.shape[0]
-        logits, means, scales = (raw[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
-        weights = exp_table()(logits - logits.max(dim=1, keepdim=True).values)
-        return weights, means, self._snap_scales(scales)
-
-    @staticmethod
-    def _centres(weights: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
-        heaviest = weights.argmax(dim=1, keepdim=True)
-        return torch.round(means.gather(1, heaviest)[:, 0])
-
-    def _mixture_pmf(self, weights, means, stds, centres, half_width: int) -> np.ndarray:
-        """Probabilities of centre - W .. centre + W for each symbol: (n * M, 2W + 1) float64."""
-        cdf = normal_cdf()
-        offsets = torch.arange(-half_width, half_width + 1, dtype=DTYPE)
-        v = centres[..., None] + offsets  # (n, M, 2W+1)
-        pmf = torch.zeros_like(v)
-        for k in range(self.config.K):  # a fixed sum order: exact same bits in encoder and decoder
-            mu, sigma = means[:, k, :, None], stds[:, k, :, None]
-            upper = cdf((v + 0.5 - mu) / sigma)
-            lower = cdf((v - 0.5 - mu) / sigma)
-            pmf = pmf + weights[:, k, :, None] * (upper - lower)
-        return pmf.reshape(-1, offsets.numel()).numpy()
+    def _padded_latent(self, M: int, h: int, w: int) -> torch.Tensor:
+        p = self.pad
+        return torch.zeros(M, h + 2 * p, w + 2 * p, dtype=DTYPE)
 
     # -- encode ---------------------------------------------------------------------------------
     def encode(self, image: np.ndarray, rate: int = 0) -> bytes:
@@ -143,76 +123,34 @@ class LatentCoder:
         """The bitstream, and ŷ (1, M, h, w) as the encoder quantized it (for tests and tools)."""
         rate = self._rate(rate)
         h, w = image.shape[:2]
-        cfg = self.config
-        x = self._to_input(image)
-        y = self.model.analyse(x, rate)
-        eb = getattr(self.model, "entropy_bottleneck", None)
-        if cfg.variant == "factorized":
-            y_str = eb.compress(y)[0]
-            y_hat = eb.decompress([y_str], y.shape[-2:]).to("cpu", DTYPE)
+        y = self.model.analyse(self._to_input(image), rate)
+        if self.config.y_factorized:
+            y_str, y_hat = self.factorized.encode(y)
             return bitstream.Bitstream(self.model_id, h, w, rate, 0, b"", y_str).to_bytes(), y_hat
 
         z_str, psi = b"", None
-        if cfg.has_hyperprior:
-            z = self.model.hyper_analyse(y, rate)
-            z_str = eb.compress(z)[0]
-            psi = self._psi(eb.decompress([z_str], z.shape[-2:]), rate)
-        y = y[0].to("cpu", DTYPE)
-        encode_y = self._encode_gaussian if cfg.K == 1 else self._encode_mixture
-        symbol_range, y_str, y_hat = encode_y(y, psi)
+        if self.config.has_hyperprior:
+            z_str, z_hat = self.factorized.encode(self.model.hyper_analyse(y, rate))
+            psi = self._psi(z_hat, rate)
+        symbol_range, y_str, y_hat = self._encode_y(y[0].to("cpu", DTYPE), psi)
         data = bitstream.Bitstream(self.model_id, h, w, rate, symbol_range, z_str, y_str).to_bytes()
         return data, y_hat[None]
 
-    def _padded_latent(self, M: int, h: int, w: int) -> torch.Tensor:
-        p = self.pad
-        return torch.zeros(M, h + 2 * p, w + 2 * p, dtype=DTYPE)
-
-    def _groups(self, h: int, w: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if self.config.has_context:
-            return schedule.wavefronts(h, w, self.config.k)
-        return [schedule.coding_order(h, w, None)]
-
-    def _encode_gaussian(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
+    def _encode_y(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
         M, h, w = y.shape
         p = self.pad
         y_hat_pad = self._padded_latent(M, h, w)
-        symbols, stds = [], []
-        for rows, cols in self._groups(h, w):
-            std, mean = self._gaussian(self._raw_params(psi, y_hat_pad, rows, cols))
-            sym = torch.round(y[:, rows, cols].t() - mean)
-            y_hat_pad[:, rows + p, cols + p] = (sym + mean).t() + 0.0  # + 0.0: no negative zeros
-            symbols.append(sym)
-            stds.append(std)
-        symbols = torch.cat(symbols).flatten()
-        symbol_range = max(1, int(symbols.abs().max()))
-        encoder = constriction.stream.queue.RangeEncoder()
-        model = constriction.stream.model.QuantizedGaussian(-symbol_range, symbol_range)
-        stds = torch.cat(stds).flatten().numpy()
-        encoder.encode(symbols.numpy().astype(np.int32), model, np.zeros_like(stds), stds)
-        return symbol_range, encoder.get_compressed().tobytes(), y_hat_pad[:, p : p + h, p : p + w]
-
-    def _encode_mixture(self, y: torch.Tensor, psi) -> tuple[int, bytes, torch.Tensor]:
-        M, h, w = y.shape
-        p = self.pad
-        y_hat = torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, as the decoder has it
-        y_hat_pad = self._padded_latent(M, h, w)
-        y_hat_pad[:, p : p + h, p : p + w] = y_hat
-        rows, cols = schedule.coding_order(h, w, self.config.k if self.config.has_context else None)
-        # y_hat is known in full, so the parameters of every position come in one pass (chunked)
-        chunks = []
-        for start in range(0, rows.numel(), MIXTURE_CHUNK):
-            r, c = rows[start : start + MIXTURE_CHUNK], cols[start : start + MIXTURE_CHUNK]
-            weights, means, stds = self._mixture(self._raw_params(psi, y_hat_pad, r, c))
-            centres = self._centres(weights, means)
-            chunks.append((weights, means, stds, centres, y_hat[:, r, c].t()))
-        half_width = max(1, max(int((sym - centre).abs().max()) for *_, centre, sym in chunks))
-        encoder = constriction.stream.queue.RangeEncoder()
-        categorical = constriction.stream.model.Categorical(perfect=False)
-        for weights, means, stds, centres, sym in chunks:
-            pmf = self._mixture_pmf(weights, means, stds, centres, half_width)
-            index = (sym - centres + half_width).flatten().numpy().astype(np.int32)
-            encoder.encode(index, categorical, pmf)
-        return half_width, encoder.get_compressed().tobytes(), y_hat
+        interior = y_hat_pad[:, p : p + h, p : p + w]  # a view
+        ahead = self.symbols.quantize_ahead(y)
+        if ahead is not None:
+            interior.copy_(ahead)
+        groups = []
+        for rows, cols in self._groups(h, w, one_pass=ahead is not None):
+            y_hat, group = self.symbols.quantize(y[:, rows, cols].t(), self._params(psi, y_hat_pad, rows, cols))
+            y_hat_pad[:, rows + p, cols + p] = y_hat.t()
+            groups.append(group)
+        symbol_range, y_str = self.symbols.encode(groups)
+        return symbol_range, y_str, interior
 
     # -- decode ---------------------------------------------------------------------------------
     def decode(self, data: bytes) -> np.ndarray:
@@ -231,43 +169,23 @@ class LatentCoder:
         """ŷ (1, M, h, w) exactly as the encoder had it, and the parsed bitstream."""
         bs = bitstream.parse(data, self.model_id)
         rate = self._rate(bs.rate)
-        cfg = self.config
-        h, w = _padded_size(bs.height) // 16, _padded_size(bs.width) // 16
-        eb = getattr(self.model, "entropy_bottleneck", None)
+        h, w = latent_size(bs.height, bs.width)
         try:
-            if cfg.variant == "factorized":
-                return eb.decompress([bs.y], (h, w)).to("cpu", DTYPE), bs
-            psi = self._psi(eb.decompress([bs.z], (h // 4, w // 4)), rate) if cfg.has_hyperprior else None
-            decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(bs.y, dtype=np.uint32).copy())
+            if self.config.y_factorized:
+                return self.factorized.decode(bs.y, (h, w)), bs
+            psi = None
+            if self.config.has_hyperprior:
+                psi = self._psi(self.factorized.decode(bs.z, (h // Z_STRIDE, w // Z_STRIDE)), rate)
         except (RuntimeError, ValueError) as exc:
             raise bitstream.BitstreamError(f"bitstream does not decode: {exc}") from exc
         if len(bs.y) % 4:
             raise bitstream.BitstreamError(f"y part is {len(bs.y)} bytes, not a whole number of 32-bit words")
-        M = cfg.M
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(bs.y, dtype=np.uint32).copy())
         p = self.pad
-        y_hat_pad = self._padded_latent(M, h, w)
-        if cfg.K == 1:
-            model = constriction.stream.model.QuantizedGaussian(-bs.symbol_range, bs.symbol_range)
-        else:
-            model = constriction.stream.model.Categorical(perfect=False)
+        y_hat_pad = self._padded_latent(self.config.M, h, w)
         for rows, cols in self._groups(h, w):
-            raw = self._raw_params(psi, y_hat_pad, rows, cols)
-            if cfg.K == 1:
-                std, mean = self._gaussian(raw)
-                stds = std.flatten().numpy()
-                sym = decoder.decode(model, np.zeros_like(stds), stds)
-                y_hat = torch.from_numpy(sym.astype(np.float64)).view(-1, M) + mean
-            else:
-                for start in range(0, rows.numel(), MIXTURE_CHUNK):
-                    r, c = rows[start : start + MIXTURE_CHUNK], cols[start : start + MIXTURE_CHUNK]
-                    weights, means, stds = self._mixture(raw[start : start + MIXTURE_CHUNK])
-                    centres = self._centres(weights, means)
-                    pmf = self._mixture_pmf(weights, means, stds, centres, bs.symbol_range)
-                    index = decoder.decode(model, pmf)
-                    sym = torch.from_numpy(index.astype(np.float64)).view(-1, M) + centres - bs.symbol_range
-                    y_hat_pad[:, r + p, c + p] = sym.t()
-                continue
-            y_hat_pad[:, rows + p, cols + p] = y_hat.t()
+            params = self._params(psi, y_hat_pad, rows, cols)
+            y_hat_pad[:, rows + p, cols + p] = self.symbols.decode(decoder, params, bs.symbol_range).t()
         return y_hat_pad[None, :, p : p + h, p : p + w], bs
 
     # -- the model's own estimate ---------------------------------------------------------------
@@ -277,4 +195,3 @@ class LatentCoder:
         rate = self._rate(rate)
         _, likelihoods = self.model.quantize_with_likelihoods(self.model.analyse(self._to_input(image), rate), rate)
         return float(sum(-torch.log2(lik).sum() for lik in likelihoods.values()))
-

@@ -1,18 +1,74 @@
-"""Exact evaluation of the networks that feed the entropy coder.
+"""The numeric contract of rdbench's entropy coding: exact networks, fixed tables, the scale bound.
 
-The encoder and the decoder must compute bit-identical distribution parameters, or the coder
-desynchronises. Float32 convolutions do not promise that: their sums are reordered by thread
-count, batch shape and hardware. Here every weight is rounded to a grid of 2^-WEIGHT_BITS, every
-activation to a grid of 2^-ACTIVATION_BITS, and the arithmetic is float64. Each product then lies
-on the grid 2^-(WEIGHT_BITS + ACTIVATION_BITS), and as long as every partial sum stays below
-2^(52 - WEIGHT_BITS - ACTIVATION_BITS) float64 represents it exactly: any summation order, any
-thread count, any BLAS gives the same bits. The bound is checked on every call (from the L1 norm
-of each output's weights and the largest input), and a model that could break it is refused
-instead of producing a bitstream that might not decode.
+Encoder and decoder must compute bit-identical distribution parameters for every symbol, or the
+range coder desynchronises and the rest of the image decodes to noise. Float32 convolutions do
+not promise that: their sums are reordered by thread count, batch shape, BLAS and hardware. So
+the networks that feed the coder (h_s, context_prediction, entropy_parameters) are evaluated
+here in float64 on fixed grids, and the few non-linear functions the coder needs are read off
+fixed tables.
 
-Transcendental functions (the normal CDF, exp) are not exact across vectorised and scalar code
-paths, so the coder reads them from fixed tables by linear interpolation (only +, -, *, / and
-floor: exact IEEE operations).
+What is exact (the same bits whatever the order of the sums)
+    Every weight is rounded to the grid 2^-WEIGHT_BITS (2^-20), every bias to 2^-36 and every
+    activation to 2^-ACTIVATION_BITS (2^-16), and the layers' outputs are rounded back to the
+    activation grid. A product of a weight and an activation is then an integer multiple of
+    2^-36, and so is every partial sum of a convolution. float64 has a 53-bit significand: it
+    represents every multiple of 2^-36 below 2^(53-36) = 2^17 exactly. `_Linear.check` bounds
+    every partial sum of every output, before each layer runs, by L1(weights of that output) *
+    max|input| + max|bias| and refuses (ExactnessError) a bound of SUM_LIMIT = 2^16 or more. With
+    all partial sums below 2^16, each addition adds two exact values and its result (below 2^17)
+    is exact too, so no addition ever rounds: the sum is the same in any order, with any
+    blocking, thread count or BLAS, and an FMA is harmless (it skips a rounding that never
+    happens). The rounding to the grids (multiply by a power of two, round half to even, divide)
+    is exact as well. Under this contract lie: ExactConv (h_s, with gains applied to ẑ first),
+    ExactPointwise (entropy_parameters), ExactContext (context_prediction, only its unmasked
+    taps), ExactActivation (ReLU / leaky ReLU: a comparison and one product, whose rounding
+    is deterministic and then snapped to the grid).
+
+What is deterministic but not exact
+    The rest is a fixed sequence of single IEEE-754 operations (+, -, *, /, floor, compare,
+    searchsorted), elementwise, on the exact values above, so it gives the same bits in the
+    encoder and the decoder, and on any machine that rounds as IEEE-754 prescribes, but it rounds:
+    - the normal CDF Φ and exp, read from tables by linear interpolation (InterpolatedFunction).
+      Φ: step 2^-12 on [-12, 12], absolute error <= h^2/8 * max|Φ''| = 2^-27 * φ(1) ~ 1.8e-9;
+      beyond the range it returns Φ(±12) (off by < 1.8e-33). exp: step 2^-10 on [-40, 0],
+      relative error <= h^2/8 * e^h ~ 1.19e-7; below -40 it returns e^-40 (~4.2e-18: a mixture
+      weight that small is irrelevant next to the heaviest one, which is 1); above 0, 1.
+    - the division by σ in (ŷ ± 1/2 - μ) / σ, the mixture weights exp(logit - max logit) (left
+      unnormalised: constriction normalises the probabilities), the mixture sum (in a fixed
+      component order) and the snapping of scales up to the 64-entry scale table
+      (scale_table, searchsorted).
+    - constriction's own quantisation of the Gaussian (QuantizedGaussian) and of the mixture's
+      probabilities (Categorical) into integer frequencies: the same library on both sides.
+
+Assumptions
+    - torch's float64 conv2d / conv_transpose2d / matmul compute a plain sum of the products
+      (in any order, with or without FMA): no Winograd or FFT convolution, no reduced-precision
+      accumulation. They do on CPU, where these networks always run.
+    - The tables (and the scale table) are built once per process by torch.special.ndtr and
+      torch.exp over the same float64 grid, so the encoder and the decoder read identical tables
+      when they run the same torch build on the same kind of CPU. Across builds or instruction
+      sets those vectorised functions could differ in the last bit of a table entry, and nothing
+      here detects that.
+
+Why 20 and 16 bits
+    WEIGHT_BITS + ACTIVATION_BITS = 36 fractional bits leave 53 - 36 = 17 bits of a float64
+    significand for the integer part of a partial sum; SUM_LIMIT keeps one of them as headroom
+    (two exact values below 2^16 add to an exact value below 2^17), so partial sums may reach
+    2^(52 - 36) = 65,536. That has to hold the largest sum a layer forms: max|input| times the
+    L1 norm of one output's weights. The inputs are ẑ and ŷ (integers, or integers plus a mean,
+    of magnitude up to a few hundred: the bitstream's symbol range allows up to 2^16) and the
+    hidden activations of h_s and entropy_parameters. The widest sums are context_prediction's,
+    over M * (k^2 - 1) / 2 inputs (2,304 for M = 192, k = 5), and entropy_parameters' over 4M;
+    PyTorch's default initialisation gives an L1 norm near sqrt(fan_in) / 2 (about 24 for 2,304
+    inputs), and training changes it by a modest factor, so bounds of 10^3 .. 10^4 are typical
+    and 16 bits leave a margin of 6-60x. The fractional bits buy accuracy: 16 activation bits put
+    each layer's output within 2^-17 of its float64 value, far below what moves a symbol (σ is
+    snapped to a table whose entries are 13 % apart, ŷ is rounded to integers), and 20 weight
+    bits keep each weight within 2^-21 ~ 4.8e-7 of the trained one (float32 weights of order
+    10^-2 resolve about 2^-30), so the exact networks follow the float model closely. Any bit more
+    on either grid would come out of the magnitude headroom. A model that breaks the bound is
+    refused by the guard, which names the layer and the bound, rather than coded with a
+    bitstream that might not decode.
 """
 
 from __future__ import annotations
@@ -29,6 +85,16 @@ WEIGHT_BITS = 20
 ACTIVATION_BITS = 16
 SUM_LIMIT = 2.0 ** (52 - WEIGHT_BITS - ACTIVATION_BITS)
 DTYPE = torch.float64
+
+# The Gaussian scale table (CompressAI's get_scale_table): SCALE_LEVELS log-spaced scales from
+# SCALE_BOUND to SCALE_MAX. SCALE_BOUND is also the lower bound of the models' GaussianConditional.
+SCALE_BOUND = 0.11
+SCALE_MAX = 256.0
+SCALE_LEVELS = 64
+
+# Interpolation tables: (lo, hi, step bits) of the normal CDF and of exp (see the module docstring).
+NORMAL_CDF_TABLE = (-12.0, 12.0, 12)
+EXP_TABLE = (-40.0, 0.0, 10)
 
 
 class ExactnessError(CodecError):
@@ -196,7 +262,7 @@ _exp_neg = None
 def normal_cdf() -> InterpolatedFunction:
     global _normal_cdf
     if _normal_cdf is None:
-        _normal_cdf = InterpolatedFunction(torch.special.ndtr, -12.0, 12.0, 12)
+        _normal_cdf = InterpolatedFunction(torch.special.ndtr, *NORMAL_CDF_TABLE)
     return _normal_cdf
 
 
@@ -204,10 +270,10 @@ def exp_table() -> InterpolatedFunction:
     """exp(x) on [-40, 0], for softmax weights after subtracting the maximum logit."""
     global _exp_neg
     if _exp_neg is None:
-        _exp_neg = InterpolatedFunction(torch.exp, -40.0, 0.0, 10)
+        _exp_neg = InterpolatedFunction(torch.exp, *EXP_TABLE)
     return _exp_neg
 
 
 def scale_table() -> torch.Tensor:
     """CompressAI's 64 log-spaced scales 0.11..256, in float64."""
-    return torch.exp(torch.linspace(math.log(0.11), math.log(256.0), 64, dtype=DTYPE))
+    return torch.exp(torch.linspace(math.log(SCALE_BOUND), math.log(SCALE_MAX), SCALE_LEVELS, dtype=DTYPE))

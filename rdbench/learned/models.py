@@ -8,10 +8,12 @@ One class, `LatentModel`, holds the boxes a variant has, under the paper's names
 - `entropy_parameters`: 1x1 convolutions from (ψ, φ) to the Gaussian (or mixture) parameters.
 - `entropy_bottleneck`: the factorized density of z (or of y, for `factorized`).
 
-Module and parameter names match CompressAI's bmshj2018-factorized, bmshj2018-hyperprior,
-mbt2018-mean and mbt2018, so their checkpoints load as they are. A variable-rate model (several
-lambdas) adds gain units: per-rate channel gains applied to y before quantization and their
-inverses before g_s (and the same for z).
+Which boxes a model has, and how wide they are, comes from its `ModelConfig` (config.py); this
+module never reads the variant name. Module and parameter names match CompressAI's
+bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean and mbt2018, so their checkpoints load
+as they are. A variable-rate model (several lambdas, rdbench's) adds gain units: per-rate channel
+gains applied to y before quantization and their inverses before g_s (and the same for z).
+The entropy coding of a trained model (the paper's AE/AD) is in coding.py and symbols.py.
 """
 
 from __future__ import annotations
@@ -23,8 +25,13 @@ from compressai.models import CompressionModel
 from torch import nn
 
 from rdbench.learned.config import ModelConfig
+from rdbench.learned.exact import SCALE_BOUND
 
-SCALE_BOUND = 0.11
+# Strides: g_a halves the image four times (y is 1/16 of the padded image), h_a twice more
+# (z is 1/4 of y). The coder pads images to a multiple of both (coding.PAD).
+Y_STRIDE = 2**4
+Z_STRIDE = 2**2
+_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(inplace=True)}
 
 
 def _conv(c_in: int, c_out: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -46,12 +53,6 @@ def synthesis_transform(N: int, M: int) -> nn.Sequential:
     )
 
 
-def param_channels(config: ModelConfig) -> int:
-    """Channels of the distribution parameters: (scales, means) for K = 1, in CompressAI's order;
-    (weight logits, means, scales) for each of K components otherwise."""
-    return 2 * config.M if config.K == 1 else 3 * config.K * config.M
-
-
 def initial_gains(lambdas) -> torch.Tensor:
     """Starting gain of each rate: sqrt(lambda / geometric mean of the lambdas).
 
@@ -64,6 +65,18 @@ def initial_gains(lambdas) -> torch.Tensor:
     return torch.sqrt(lam / torch.exp(torch.log(lam).mean()))
 
 
+def hyper_transforms(config: ModelConfig) -> tuple[nn.Sequential, nn.Sequential]:
+    """h_a and h_s: bmshj2018's (ReLU, N wide, σ out) or mbt2018's (leaky ReLU, M and 3M/2 wide)."""
+    N, M = config.N, config.M
+    act = _ACTIVATIONS[config.hyper_activation]
+    h_a = nn.Sequential(_conv(M, N, 3, 1), act(), _conv(N, N), act(), _conv(N, N))
+    w1, w2 = config.h_s_widths
+    h_s = [_deconv(N, w1), act(), _deconv(w1, w2), act(), _conv(w2, config.h_s_channels, 3, 1)]
+    if config.h_s_ends_in_activation:
+        h_s.append(act())
+    return h_a, nn.Sequential(*h_s)
+
+
 class LatentModel(CompressionModel):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -71,37 +84,21 @@ class LatentModel(CompressionModel):
         N, M = config.N, config.M
         self.g_a = analysis_transform(N, M)
         self.g_s = synthesis_transform(N, M)
-        variant = config.variant
 
-        if variant == "factorized":
+        if config.y_factorized:
             self.entropy_bottleneck = EntropyBottleneck(M)
-        elif variant == "hyperprior":
-            self.h_a = nn.Sequential(_conv(M, N, 3, 1), nn.ReLU(), _conv(N, N), nn.ReLU(), _conv(N, N))
-            self.h_s = nn.Sequential(
-                _deconv(N, N), nn.ReLU(), _deconv(N, N), nn.ReLU(), _conv(N, M, 3, 1), nn.ReLU()
-            )
-        elif variant in ("mean-scale", "joint"):
-            h_out = 2 * M if variant == "joint" else param_channels(config)
-            self.h_a = nn.Sequential(
-                _conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), _conv(N, N),
-                nn.LeakyReLU(inplace=True), _conv(N, N),
-            )
-            self.h_s = nn.Sequential(
-                _deconv(N, M), nn.LeakyReLU(inplace=True), _deconv(M, M * 3 // 2),
-                nn.LeakyReLU(inplace=True), _conv(M * 3 // 2, h_out, 3, 1),
-            )
         if config.has_hyperprior:
+            self.h_a, self.h_s = hyper_transforms(config)
             self.entropy_bottleneck = EntropyBottleneck(N)
         if config.has_context:
             k = config.k
             self.context_prediction = MaskedConv2d(M, 2 * M, kernel_size=k, padding=k // 2, stride=1)
-            c_in = 4 * M if config.has_hyperprior else 2 * M
             self.entropy_parameters = nn.Sequential(
-                nn.Conv2d(c_in, M * 10 // 3, 1), nn.LeakyReLU(inplace=True),
+                nn.Conv2d(config.entropy_parameters_channels, M * 10 // 3, 1), nn.LeakyReLU(inplace=True),
                 nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.LeakyReLU(inplace=True),
-                nn.Conv2d(M * 8 // 3, param_channels(config), 1),
+                nn.Conv2d(M * 8 // 3, config.param_channels, 1),
             )
-        if variant != "factorized":
+        if not config.y_factorized:
             self.gaussian_conditional = GaussianConditional(None, scale_bound=SCALE_BOUND)
         if config.variable_rate:
             R = len(config.rates)
@@ -126,7 +123,7 @@ class LatentModel(CompressionModel):
         return self.g_s(self._scale(y_hat, "inverse_gain", rate))
 
     def hyper_analyse(self, y: torch.Tensor, rate: int = 0) -> torch.Tensor:
-        y_in = torch.abs(y) if self.config.variant == "hyperprior" else y
+        y_in = torch.abs(y) if self.config.h_a_reads_magnitude else y
         return self._scale(self.h_a(y_in), "hyper_gain", rate)
 
     def hyper_synthesis_input(self, z_hat: torch.Tensor, rate: int = 0) -> torch.Tensor:
@@ -141,7 +138,7 @@ class LatentModel(CompressionModel):
         """ŷ (noisy while training) and the likelihoods of ŷ (and ẑ): the rate term, without g_s."""
         cfg = self.config
         likelihoods = {}
-        if cfg.variant == "factorized":
+        if cfg.y_factorized:
             y_hat, likelihoods["y"] = self.entropy_bottleneck(y)
             return y_hat, likelihoods
 
@@ -152,21 +149,20 @@ class LatentModel(CompressionModel):
             psi = self.h_s(self.hyper_synthesis_input(z_hat, rate))
 
         y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
-        if cfg.variant == "hyperprior":
+        if not cfg.has_means:  # scale-only: ψ is σ
             _, likelihoods["y"] = self.gaussian_conditional(y, psi)
-        else:
-            if cfg.has_context:
-                phi = self.context_prediction(y_hat)
-                params = self.entropy_parameters(phi if psi is None else torch.cat((psi, phi), dim=1))
-            else:
-                params = psi
-            if cfg.K == 1:
-                scales, means = params.chunk(2, 1)
-                y_coded, likelihoods["y"] = self.gaussian_conditional(y, scales, means=means)
-                if not cfg.has_context:  # ŷ = round(y - μ) + μ, as coded (with context, μ needs ŷ)
-                    y_hat = y_coded
-            else:
-                likelihoods["y"] = self.mixture_likelihood(y_hat, params)
+            return y_hat, likelihoods
+        params = psi
+        if cfg.has_context:
+            phi = self.context_prediction(y_hat)
+            params = self.entropy_parameters(phi if psi is None else torch.cat((psi, phi), dim=1))
+        if cfg.K > 1:
+            likelihoods["y"] = self.mixture_likelihood(y_hat, params)
+            return y_hat, likelihoods
+        scales, means = params.chunk(2, 1)
+        y_coded, likelihoods["y"] = self.gaussian_conditional(y, scales, means=means)
+        if not cfg.has_context:  # ŷ = round(y - μ) + μ, as coded (with context, μ needs ŷ)
+            y_hat = y_coded
         return y_hat, likelihoods
 
     def mixture_likelihood(self, y_hat: torch.Tensor, params: torch.Tensor) -> torch.Tensor:

@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdbench.data.images import ImageError, load_rgb
+from rdbench.conventions import IMAGE_SUFFIXES, MS_SSIM_MIN_SIDE
+from rdbench.errors import ImageError
 from rdbench.learned import checkpoint
 from rdbench.learned.config import ModelConfig
 from rdbench.learned.models import LatentModel
-
-MS_SSIM_MIN_SIDE = 160
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -50,17 +48,32 @@ class TrainingError(RuntimeError):
     pass
 
 
-class CropSampler:
-    """Random crops (with random flips) from every image of a folder, held in memory as uint8."""
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file's pixels as uint8 H x W x 3 (Pillow, converted to RGB); ImageError if unreadable.
+    Training's default loader (for 8-bit RGB files it gives the same pixels as measuring does).
+    The stricter loader of measuring, which refuses what does not convert to 8-bit RGB exactly,
+    can be passed instead: `train(opts, load_image=lambda p: rdbench.data.images.load_rgb(p).pixels)`."""
+    from PIL import Image
 
-    def __init__(self, folder: str, crop: int, downscale: int = 1, exclude=()):
+    try:
+        with Image.open(path) as im:
+            return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+    except Exception as exc:  # Pillow raises many types for broken files
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
+
+
+class CropSampler:
+    """Random crops (with random flips) from every image of a folder, held in memory as uint8.
+    `load_image(path)` returns an image's pixels (uint8 H x W x 3) or raises ImageError."""
+
+    def __init__(self, folder: str, crop: int, downscale: int = 1, exclude=(), load_image=read_rgb):
         paths = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.name not in exclude)
         if not paths:
             raise TrainingError(f"{folder}: no training images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         self.images, skipped = [], []
         for path in paths:
             try:
-                pixels = load_rgb(path).pixels
+                pixels = load_image(path)
             except ImageError as exc:
                 skipped.append(f"{path.name}: {exc}")
                 continue
@@ -116,13 +129,15 @@ def rd_loss(model: LatentModel, x: torch.Tensor, rate: int, metric: str) -> tupl
     return loss, {"loss": loss.item(), "bpp": bpp.item(), "psnr": psnr}
 
 
-def train(opts: TrainOptions, log=None) -> Path:
-    """Train (or resume) and return the checkpoint path. `log(str)` receives progress lines."""
+def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
+    """Train (or resume) and return the checkpoint path. `log(str)` receives progress lines;
+    `load_image(path) -> uint8 H x W x 3` reads the training images (see CropSampler)."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     if opts.metric not in ("mse", "ms-ssim"):
         raise TrainingError(f"metric {opts.metric!r}: expected mse or ms-ssim")
-    if opts.metric == "ms-ssim" and opts.crop <= MS_SSIM_MIN_SIDE:
-        raise TrainingError(f"--metric ms-ssim needs crops larger than {MS_SSIM_MIN_SIDE} px (5 scales of an 11-tap window); got {opts.crop}")
+    if opts.metric == "ms-ssim" and opts.crop < MS_SSIM_MIN_SIDE:
+        raise TrainingError(f"--metric ms-ssim needs crops of at least {MS_SSIM_MIN_SIDE} px (larger than "
+                            f"{MS_SSIM_MIN_SIDE - 1}: 5 scales of an 11-tap window); got {opts.crop}")
     out = Path(opts.out)
     torch.manual_seed(opts.seed)
     model = LatentModel(opts.config).to(opts.device)
@@ -134,7 +149,7 @@ def train(opts: TrainOptions, log=None) -> Path:
             raise TrainingError(f"{out} exists; pass --resume to continue it, or choose another path")
         step, rng = _resume(out, opts, model, optimizer, aux_optimizer)
         log(f"{out}: resuming at step {step}/{opts.steps}")
-    sampler = CropSampler(opts.data, opts.crop, opts.downscale, opts.exclude)
+    sampler = CropSampler(opts.data, opts.crop, opts.downscale, opts.exclude, load_image)
     if sampler.skipped:
         log(f"{opts.data}: skipped {len(sampler.skipped)} image(s), e.g. {sampler.skipped[0]}")
     model.train()
