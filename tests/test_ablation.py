@@ -49,6 +49,16 @@ def ablate(*args, timeout=900):
                           timeout=timeout, env=env)
 
 
+
+def kodak_crops(tmp_path, kodim, numbers, top: int, left: int, size: int = 128):
+    """A folder of size x size crops of the given Kodak images (an evaluation set small enough for tests)."""
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    for n in numbers:
+        crop = kodim(n)[top : top + size, left : left + size]
+        Image.fromarray(np.ascontiguousarray(crop)).save(crops / f"kodim{n:02d}.png")
+    return crops
+
 def test_config_errors_name_the_problem(tmp_path):
     with pytest.raises(AblationConfigError, match="at least 4"):
         parse(CONFIG.format(data=tmp_path, steps=2, dataset="kodak").replace("0.001, 0.01, ", ""))
@@ -62,10 +72,7 @@ def test_config_errors_name_the_problem(tmp_path):
 
 @pytest.mark.slow
 def test_ablate_trains_resumes_after_a_kill_evaluates_once_and_summarizes(tmp_path, train_dir, kodim):
-    crops = tmp_path / "crops"
-    crops.mkdir()
-    for n in (4, 19):
-        Image.fromarray(np.ascontiguousarray(kodim(n)[100:228, 200:328])).save(crops / f"kodim{n:02d}.png")
+    crops = kodak_crops(tmp_path, kodim, (4, 19), top=100, left=200)
     config = tmp_path / "grid.toml"
     out = tmp_path / "out"
     config.write_text(CONFIG.format(data=train_dir, steps=40, dataset=crops))
@@ -180,10 +187,7 @@ def test_per_lambda_mode_trains_one_single_rate_model_per_lambda(tmp_path, train
     from rdbench.learned.bitstream import parse as parse_bitstream
     from rdbench.learned.checkpoint import load
 
-    crops = tmp_path / "crops"
-    crops.mkdir()
-    for n in (2, 11):
-        Image.fromarray(np.ascontiguousarray(kodim(n)[200:328, 300:428])).save(crops / f"kodim{n:02d}.png")
+    crops = kodak_crops(tmp_path, kodim, (2, 11), top=200, left=300)
     config = tmp_path / "grid.toml"
     out = tmp_path / "out"
     config.write_text(PER_LAMBDA.format(data=train_dir, dataset=crops))
