@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--max-images", type=int, metavar="N", help="evaluate on the first N images only")
     a.add_argument("--train-only", action="store_true")
     a.add_argument("--eval-only", action="store_true", help="evaluate the checkpoints as they are")
+    a.add_argument("--summary-only", action="store_true",
+                   help="neither train nor evaluate: summarize the rows already in OUT/results.csv (no checkpoints needed)")
     a.add_argument("--no-progress", action="store_true")
     a.set_defaults(fn=cmd_ablate)
 

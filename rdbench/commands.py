@@ -196,6 +196,7 @@ def cmd_train(args) -> int:
     import torch
 
     from rdbench.learned.config import QUALITY_LAMBDAS, QUALITY_LAMBDAS_MS_SSIM, ModelConfig
+    from rdbench.data.images import rgb_pixels
     from rdbench.learned.train import TrainingError, TrainOptions, train
 
     ladder = QUALITY_LAMBDAS if args.metric == "mse" else QUALITY_LAMBDAS_MS_SSIM
@@ -217,7 +218,7 @@ def cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=args.resume,
     )
     try:
-        path = train(opts, log=_progress_printer())
+        path = train(opts, log=_progress_printer(), load_image=rgb_pixels)
     except TrainingError as exc:
         print(f"rdbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -246,6 +247,9 @@ def cmd_ablate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "config.toml").exists():
         (out / "config.toml").write_text(config.text)
+    if args.summary_only:
+        print(write_summary(config, out, " ".join(["rdbench", *sys.argv[1:]])))
+        return 0
     if not args.eval_only:
         train_all(config, out, jobs=args.jobs, device=args.device)
     if args.train_only:

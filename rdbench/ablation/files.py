@@ -3,39 +3,79 @@ curves) and where it writes (OUT, through analysis/report). summary.py computes 
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig
-from rdbench.ablation.layout import cell_spec, checkpoint_paths
+from rdbench.ablation.layout import cell_dir, cell_spec, checkpoint_paths
 from rdbench.ablation.summary import published_needed, summarize
 
 
 def cell_rows(config: AblationConfig, out: Path):
-    """The rows of OUT/results.csv that evaluate a cell of the grid, `codec` renamed to the cell's name."""
+    """The rows of OUT/results.csv that evaluate a cell of the grid, `codec` renamed to the cell's name.
+
+    A row belongs to a cell when its spec's checkpoint path ends in that cell's place under OUT
+    (cells/<cell>/model.pt, or cells/<cell> in per-lambda mode), whatever OUT was called when
+    it was measured: a result folder that was moved or copied still summarizes."""
     from rdbench.bench.store import read_results
+    from rdbench.codecs.base import parse_spec
 
     rows = read_results(Path(out) / "results.csv")
-    names = {cell_spec(config, out, c, d): c.name for c in config.cells for d in ("cpu", "cuda")}
-    rows = rows[rows["codec"].isin(names)].copy()
+    places = {}
+    for cell in config.cells:
+        spec = parse_spec(cell_spec(config, out, cell))
+        (key, path), = ((k, v) for k, v in spec.options.items() if k in ("checkpoint", "checkpoints"))
+        places[(spec.name, key, Path(path).relative_to(Path(out)).parts)] = cell.name
+
+    def cell_of(codec: str):
+        spec = parse_spec(codec)
+        for key in ("checkpoint", "checkpoints"):
+            if key in spec.options:
+                parts = Path(spec.options[key]).parts
+                for (name, k, tail), cell in places.items():
+                    if (name, k) == (spec.name, key) and parts[-len(tail):] == tail:
+                        return cell
+        return None
+
+    names = {codec: cell_of(codec) for codec in rows["codec"].unique()}
+    rows = rows[rows["codec"].map(names).notna()].copy()
     rows["codec"] = rows["codec"].map(names)
     return rows
 
 
 def cell_facts(config: AblationConfig, out: Path) -> dict[str, dict]:
-    """Per cell, from its checkpoints: trainable parameters (None without a checkpoint) and the
-    fewest training steps among its checkpoints (0 without one)."""
+    """Per cell: trainable parameters and the fewest training steps among its checkpoints.
+
+    Read from the checkpoints when they are there; else (a shipped run keeps its rows and logs,
+    not its checkpoints) the parameters of a freshly built model of the same configuration (the
+    count does not depend on the weights) and the last step each checkpoint's train.log records."""
     from rdbench.learned.checkpoint import load
-    from rdbench.learned.models import parameter_count
+    from rdbench.learned.models import LatentModel, parameter_count
 
     facts = {}
     for cell in config.cells:
-        paths = [p for _, p in checkpoint_paths(config, out, cell)]
-        loaded = [load(p) for p in paths if p.exists()]
-        facts[cell.name] = {
-            "params": parameter_count(loaded[0].model) if loaded else None,
-            "steps": min((m.training.get("steps", 0) for m in loaded), default=0),
-        }
+        points = checkpoint_paths(config, out, cell)
+        if all(path.exists() for _, path in points):
+            loaded = [load(path) for _, path in points]
+            params = parameter_count(loaded[0].model)
+            steps = min(m.training.get("steps", 0) for m in loaded)
+        else:
+            rates = points[0][0]
+            params = parameter_count(LatentModel(replace(cell.model_config, rates=rates)))
+            steps = min(_logged_steps(out, cell, path.name) for _, path in points)
+        facts[cell.name] = {"params": params, "steps": steps}
     return facts
+
+
+def _logged_steps(out: Path, cell, checkpoint: str) -> int:
+    """The last training step train.log records for one checkpoint file (0 when none)."""
+    log = cell_dir(Path(out), cell) / "train.log"
+    if not log.is_file():
+        return 0
+    pattern = re.compile(rf" {re.escape(checkpoint)}: step (\d+)/\d+")
+    steps = [int(m.group(1)) for line in log.read_text().splitlines() if (m := pattern.search(line))]
+    return max(steps, default=0)
 
 
 def published_curves(config: AblationConfig) -> dict:

@@ -64,3 +64,5 @@ import warnings
 # compressai's import scripts a helper with torch.jit.script, which recent torch (2.14 here) flags as
 # deprecated on every import (once per worker process): noise to rdbench's users, not theirs to fix.
 warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+# and its video models decorate with torch.cuda.amp.autocast, deprecated since torch 2.4 (same story).
+warnings.filterwarnings("ignore", message=r"`torch.cuda.amp.autocast\(args...\)` is deprecated", category=FutureWarning)
