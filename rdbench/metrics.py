@@ -3,6 +3,14 @@
 - psnr_rgb: 10*log10(255^2 / MSE), MSE over every pixel and channel (float64, exact sums).
 - psnr_y: the same on luma Y = 0.299 R + 0.587 G + 0.114 B (BT.601 weights, full range, not
   rounded), peak 255.
+- psnr_ycbcr: (6 PSNR_Y + PSNR_Cb + PSNR_Cr) / 8, the 6:1:1 weighting of JPEG AI's and MPEG's
+  test conditions, each PSNR (peak 255) on one plane of full-range BT.709 YCbCr:
+  Y = 0.2126 R + 0.7152 G + 0.0722 B, Cb = (B - Y) / 1.8556 + 128, Cr = (R - Y) / 1.5748 + 128,
+  in float64 and not rounded (the 128 offsets cancel in the differences). BT.709 is what JPEG
+  AI's reference software converts with by default (src/codec/metrics/metrics.py,
+  DataClass.color_conv_matrix, `--color-conv 709`); that tool also rounds each plane to its
+  internal bit depth (8 by default) before the PSNR, which rdbench does not. Its Y is BT.709
+  luma, so PSNR_Y here is not `psnr_y` (BT.601).
 - ms_ssim: multi-scale SSIM (Wang, Simoncelli & Bovik 2003) on RGB with the conventions of
   pytorch-msssim, so that figures compare with CompressAI's: 11-tap Gaussian window (sigma 1.5),
   'valid' filtering, K = (0.01, 0.03), data range 255, level weights (0.0448, 0.2856, 0.3001,
@@ -31,6 +39,17 @@ from rdbench.conventions import MS_SSIM_WIN_SIZE as WIN_SIZE
 K1, K2 = 0.01, 0.03
 DATA_RANGE = 255.0
 LUMA_BT601 = np.array([0.299, 0.587, 0.114])
+# Full-range BT.709 YCbCr as rows of RGB weights, offsets left out (they cancel in differences).
+# ITU-R BT.709-6 derives E'Y = 0.2126 E'R + 0.7152 E'G + 0.0722 E'B, E'CB = (E'B - E'Y) / 1.8556,
+# E'CR = (E'R - E'Y) / 1.5748, where 1.8556 = 2 (1 - K_B) and 1.5748 = 2 (1 - K_R).
+_KR, _KB = 0.2126, 0.0722
+_LUMA_BT709 = np.array([_KR, 1.0 - _KR - _KB, _KB])
+YCBCR_BT709 = np.stack([
+    _LUMA_BT709,
+    (np.array([0.0, 0.0, 1.0]) - _LUMA_BT709) / (2.0 * (1.0 - _KB)),
+    (np.array([1.0, 0.0, 0.0]) - _LUMA_BT709) / (2.0 * (1.0 - _KR)),
+])
+YCBCR_WEIGHTS = (6.0, 1.0, 1.0)  # Y, Cb, Cr
 
 cv2.setNumThreads(1)  # parallelism comes from worker processes
 
@@ -79,6 +98,19 @@ def psnr_rgb(original: np.ndarray, decoded: np.ndarray) -> float:
 def psnr_y(original: np.ndarray, decoded: np.ndarray) -> float:
     diff = original.reshape(-1, 3).astype(np.int16) - decoded.reshape(-1, 3)
     return mse_to_psnr(float(np.mean((diff @ LUMA_BT601) ** 2)))
+
+
+def psnr_ycbcr_planes(original: np.ndarray, decoded: np.ndarray) -> tuple[float, float, float]:
+    """(PSNR_Y, PSNR_Cb, PSNR_Cr) in dB on full-range BT.709 YCbCr (unrounded, peak 255)."""
+    diff = original.reshape(-1, 3).astype(np.int16) - decoded.reshape(-1, 3)
+    mse = np.mean((diff @ YCBCR_BT709.T) ** 2, axis=0)
+    return tuple(mse_to_psnr(float(m)) for m in mse)
+
+
+def psnr_ycbcr(original: np.ndarray, decoded: np.ndarray) -> float:
+    """(6 PSNR_Y + PSNR_Cb + PSNR_Cr) / 8 on full-range BT.709 YCbCr (see the module docstring)."""
+    planes = psnr_ycbcr_planes(original, decoded)
+    return sum(w * p for w, p in zip(YCBCR_WEIGHTS, planes)) / sum(YCBCR_WEIGHTS)
 
 
 def ms_ssim_to_db(value: float) -> float:
@@ -166,6 +198,7 @@ class Reference:
         return {
             "psnr_rgb": psnr_rgb(self.pixels, decoded),
             "psnr_y": psnr_y(self.pixels, decoded),
+            "psnr_ycbcr": psnr_ycbcr(self.pixels, decoded),
             "ms_ssim": value,
             "ms_ssim_db": ms_ssim_to_db(value),
         }

@@ -9,7 +9,7 @@ from pytorch_msssim import ms_ssim as reference_ms_ssim
 from skimage.color import rgb2yuv
 from skimage.metrics import peak_signal_noise_ratio
 
-from rdbench.metrics import MS_SSIM_MIN_SIDE, Reference, ms_ssim_to_db, psnr_rgb, psnr_y
+from rdbench.metrics import MS_SSIM_MIN_SIDE, Reference, ms_ssim_to_db, psnr_rgb, psnr_y, psnr_ycbcr
 
 
 def jpeg_roundtrip(pixels, quality):
@@ -78,3 +78,39 @@ def test_small_image_gets_nan_with_reason(kodim):
 def test_shape_mismatch_is_an_error(kodim):
     with pytest.raises(ValueError, match="decoded image"):
         Reference(kodim(1)).measure(kodim(4))
+
+
+def ycbcr_planes_from_the_standard(rgb, kr, kb):
+    """Full-range YCbCr planes (with their offsets), written out from the standard's equations:
+    E'Y = K_R R + (1 - K_R - K_B) G + K_B B, Cb = (B - Y) / (2 (1 - K_B)) + 128, Cr likewise."""
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    return y, (b - y) / (2 * (1 - kb)) + 128, (r - y) / (2 * (1 - kr)) + 128
+
+
+def oracle_psnr_ycbcr(a, b, kr=0.2126, kb=0.0722):  # ITU-R BT.709: 1.8556 and 1.5748 as divisors
+    planes = [peak_signal_noise_ratio(pa, pb, data_range=255)
+              for pa, pb in zip(ycbcr_planes_from_the_standard(a, kr, kb), ycbcr_planes_from_the_standard(b, kr, kb))]
+    return (6 * planes[0] + planes[1] + planes[2]) / 8
+
+
+@pytest.mark.parametrize("n,quality", CASES)
+def test_psnr_ycbcr_is_the_6_1_1_mean_of_bt709_plane_psnrs(kodim, n, quality):
+    a = kodim(n)
+    b = jpeg_roundtrip(a, quality)
+    assert 2 * (1 - 0.0722) == pytest.approx(1.8556) and 2 * (1 - 0.2126) == pytest.approx(1.5748)
+    assert psnr_ycbcr(a, b) == pytest.approx(oracle_psnr_ycbcr(a, b), abs=1e-9)
+    # the matrix matters: BT.601 weights give another value (by more than rounding could explain)
+    assert abs(psnr_ycbcr(a, b) - oracle_psnr_ycbcr(a, b, kr=0.299, kb=0.114)) > 1e-3
+    assert Reference(a).measure(b)["psnr_ycbcr"] == psnr_ycbcr(a, b)
+
+
+def test_psnr_ycbcr_weights_luma_six_times_chroma(kodim):
+    a = kodim(7)[:256, :256]
+    b = a.copy()
+    b[..., 2] = np.clip(b[..., 2].astype(int) + 3, 0, 255)  # only blue changes: Y, Cb and Cr all move
+    y, cb, cr = ycbcr_planes_from_the_standard(a, 0.2126, 0.0722)
+    y2, cb2, cr2 = ycbcr_planes_from_the_standard(b, 0.2126, 0.0722)
+    per_plane = [10 * math.log10(255**2 / np.mean((p - q) ** 2)) for p, q in ((y, y2), (cb, cb2), (cr, cr2))]
+    assert psnr_ycbcr(a, b) == pytest.approx((6 * per_plane[0] + per_plane[1] + per_plane[2]) / 8, abs=1e-9)
+    assert psnr_ycbcr(a, a.copy()) == math.inf

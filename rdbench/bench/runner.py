@@ -37,7 +37,10 @@ def default_codec_specs() -> list[str]:
 
 
 def load_codecs(specs: list[str]) -> list[Codec]:
-    """Load every requested codec before any work starts; a missing one stops the run here."""
+    """Load every requested codec before any work starts; a missing one stops the run here.
+
+    Specs naming one configuration are loaded once (see `distinct_codecs`), and each one dropped
+    is said on stderr."""
     codecs, problems = [], []
     for spec in specs:
         try:
@@ -46,13 +49,43 @@ def load_codecs(specs: list[str]) -> list[Codec]:
             problems.append(str(exc))
     if problems:
         raise CodecUnavailable("cannot run:\n  " + "\n  ".join(problems))
+    return _without_duplicates(codecs)
+
+
+def distinct_codecs(codecs: list[Codec]) -> tuple[list[Codec], list[tuple[Codec, Codec]]]:
+    """(the codecs, each configuration once, in the order given; [(dropped, kept), ...]).
+
+    Two codecs are one configuration when their `Codec.configuration` is equal: the same name and
+    options after normalisation (option order, whitespace, defaults spelled out or not, a
+    checkpoint's path written two ways). The first spec given is kept, with its text verbatim,
+    so the keys of results already stored do not change."""
+    kept: dict[str, Codec] = {}
+    dropped = []
+    for codec in codecs:
+        first = kept.setdefault(codec.configuration, codec)
+        if first is not codec:
+            dropped.append((codec, first))
+    return list(kept.values()), dropped
+
+
+def _without_duplicates(codecs: list[Codec]) -> list[Codec]:
+    codecs, dropped = distinct_codecs(codecs)
+    for codec, first in dropped:
+        same = "the same spec" if codec.spec.text == first.spec.text else f"the same configuration as {first.spec.text!r}"
+        print(f"rdbench: codec {codec.spec.text!r} is {same} ({first.configuration}): measured once, as "
+              f"{first.spec.text!r}", file=sys.stderr)
     return codecs
 
 
 def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set) -> tuple[list[Item], int]:
+    """(items to measure, number already stored): every image x codec x quality once.
+
+    Codecs of one configuration are planned once (`distinct_codecs`), and so are qualities that are
+    one value (30, 30.0 and '30')."""
     items, skipped = [], 0
+    codecs, _ = distinct_codecs(codecs)
     versions = {c.spec.text: c.version for c in codecs}
-    ladders = {c.spec.text: [c.check_quality(q) for q in (qualities or c.qualities)] for c in codecs}
+    ladders = {c.spec.text: list(dict.fromkeys(c.check_quality(q) for q in (qualities or c.qualities))) for c in codecs}
     for image in dataset.images:
         for codec in codecs:
             spec = codec.spec.text
@@ -87,6 +120,7 @@ def run(
     arrive."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
+    codecs = _without_duplicates(codecs)
     with ResultStore(out_dir) as store:
         items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed))
         bad = [i for i in items if i.image.error]

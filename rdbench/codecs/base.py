@@ -18,6 +18,14 @@ class Spec:
     name: str
     options: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def canonical(self) -> str:
+        """The spec as `name:key=value,...`, options sorted by key, no whitespace: the same text for
+        every way of writing one spec (`jpeg: optimize=1, subsampling=444` and
+        `jpeg:subsampling=444,optimize=1`). Outputs keep `text`; this is what compares specs."""
+        options = ",".join(f"{key}={value}" for key, value in sorted(self.options.items()))
+        return f"{self.name}:{options}" if options else self.name
+
 
 def parse_spec(text: str) -> Spec:
     text = text.strip()
@@ -67,6 +75,9 @@ def canonical_quality(q: Any) -> int | float:
     return int(value) if value.is_integer() else value
 
 
+WARM_UP_SIDE = 64  # px: the side of the crop a codec warms up on (Codec.warm_up_side)
+
+
 class Codec:
     """Base class. Subclasses set the class attributes and implement encode/decode.
 
@@ -76,6 +87,11 @@ class Codec:
     - `version`: a string naming the exact implementation (library and its version).
     - `configure(timeout_s=...)`: run settings, applied by the measuring code before any timed
       call; a codec that needs none ignores them.
+    - `warm_up(quality, image)`: pays the codec's one-time costs (loading a model, importing a
+      library, a binary's first start) before the timed calls; `warm_up_family(quality)` says
+      which qualities share them; `synchronize()` waits for work queued on an accelerator.
+      bench/measure.py calls them; the defaults suit a codec whose every quality runs the same
+      code on the CPU.
     """
 
     name: str = ""
@@ -126,6 +142,39 @@ class Codec:
         """Codec-specific columns for the result row (learned codecs add `bpp_estimated`)."""
         return {}
 
+    # -- timing: one-time costs paid before the clock runs ------------------------------------
+    def warm_up_family(self, quality) -> object:
+        """Which one-time set-up a call at `quality` needs: qualities with equal values share it.
+
+        The measuring code warms a codec up once per family in each worker. Default: one family
+        for every quality (one library, one binary); a learned codec with one model per rate
+        point returns the model."""
+        return None
+
+    # How much of the item's image `warm_up` codes: its top-left warm_up_side x warm_up_side
+    # pixels, or all of it (None). A crop pays a library's or a binary's start-up at little cost;
+    # learned codecs code the whole image, since their first large image is slower than the next
+    # ones even after a crop (by 20-50 ms for an N = M = 64 model on Kodak, measured).
+    warm_up_side: int | None = WARM_UP_SIDE
+
+    def warm_up(self, quality, image: np.ndarray | None = None) -> None:
+        """Encode and decode (part of) `image` once at `quality`, untimed.
+
+        `image` is the item about to be measured (default: `warm_up_image()`); `warm_up_side` says
+        how much of it is coded. Whatever a codec does on its first call (import a library, load
+        and build a model, Pillow's plugin registry, an external binary's first exec from disk, a
+        thread pool's start) is then paid here, and the timed calls that follow measure coding
+        alone. A codec with more set-up extends this (learned codecs load the model first)."""
+        if image is None:
+            image = warm_up_image()
+        elif self.warm_up_side:
+            image = np.ascontiguousarray(image[: self.warm_up_side, : self.warm_up_side])
+        self.decode(self.encode(image, quality))
+
+    def synchronize(self) -> None:
+        """Wait until work the codec queued asynchronously has finished, so that a clock read
+        after this counts it (a GPU's kernels). Codecs that compute synchronously do nothing."""
+
     # -- shared behaviour --------------------------------------------------------------------
     def configure(self, *, timeout_s: float | None) -> None:
         """Apply the run's settings (`rdbench run --timeout`) before any timed call.
@@ -133,6 +182,13 @@ class Codec:
         timeout_s: seconds one encode or decode call may take where the codec can enforce it
         (external binaries); None for no limit."""
         self.timeout_s = timeout_s
+
+    @property
+    def configuration(self) -> str:
+        """What this codec runs, as canonical spec text with every option spelled out (defaults
+        included): codecs with equal configurations measure the same thing (`jpeg`,
+        `jpeg:subsampling=420` and `jpeg: optimize=0, subsampling=420`), so a run measures one."""
+        return Spec(self.spec.text, self.name, dict(self.opts)).canonical
 
     def check_quality(self, quality) -> int | float:
         q = canonical_quality(quality)
@@ -143,6 +199,13 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.spec.text!r}>"
+
+
+def warm_up_image(side: int = WARM_UP_SIDE) -> np.ndarray:
+    """A deterministic side x side RGB test image with edges and gradients (uint8 H x W x 3)."""
+    y, x = np.mgrid[0:side, 0:side]
+    image = np.stack([x * 255 // max(side - 1, 1), y * 255 // max(side - 1, 1), ((x // 8 + y // 8) % 2) * 255], axis=-1)
+    return image.astype(np.uint8)
 
 
 # Codec classes registered by decorator (the Pillow codecs, tests, plug-ins imported by the user).

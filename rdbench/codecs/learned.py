@@ -74,6 +74,26 @@ class _LearnedBase(Codec):
         bits = coder.estimated_bits(image, rate)
         return {"bpp_estimated": bits / (image.shape[0] * image.shape[1])}
 
+    # -- timing ---------------------------------------------------------------------------------
+    def warm_up_family(self, quality):
+        """The model that codes `quality`: each model is loaded and warmed up once per worker."""
+        return self._coder_for(self.check_quality(quality))[0].model_id
+
+    warm_up_side = None  # the whole image (see Codec.warm_up_side)
+
+    def warm_up(self, quality, image: np.ndarray | None = None) -> None:
+        """Load the rate point's model (torch and CompressAI imported, checkpoint read, coder
+        built), encode and decode the image once, and wait for the device: none of it is timed."""
+        self._coder_for(self.check_quality(quality))
+        super().warm_up(quality, image)
+        self.synchronize()
+
+    def synchronize(self) -> None:
+        if self.opts.get("device") == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
 
 class LearnedCodec(_LearnedBase):
     name = "learned"
@@ -117,6 +137,12 @@ class LearnedCodec(_LearnedBase):
     @property
     def qualities(self) -> tuple[int, ...]:
         return tuple(range(1, len(self._models) + 1))
+
+    @property
+    def configuration(self) -> str:
+        """As Codec's, with checkpoint paths made absolute (a.pt and ./a.pt are one model)."""
+        opts = {k: str(Path(v).resolve()) if k in ("checkpoint", "checkpoints") and v else v for k, v in self.opts.items()}
+        return Spec(self.spec.text, self.name, opts).canonical
 
     @property
     def quality_range(self) -> tuple[float, float]:
