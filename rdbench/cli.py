@@ -10,8 +10,9 @@ import argparse
 import sys
 
 from rdbench import __version__
-from rdbench.bench.columns import DB_METRICS, HEADLINE_METRICS
+from rdbench.bench.columns import CURVE_DB_METRICS, HEADLINE_METRICS
 from rdbench.commands import (
+    DEFAULT_RESULTS_DIR,
     EXIT_USAGE,
     cmd_ablate,
     cmd_bdrate,
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: every available classical codec; see `rdbench codecs`)")
     r.add_argument("--quality", action="append", metavar="Q",
                    help="quality value(s) in each codec's own scale; repeat or comma-separate (default: each codec's ladder)")
-    r.add_argument("--out", metavar="DIR", help="result folder (default results/<dataset>)")
+    r.add_argument("--out", metavar="DIR", help=f"result folder (default {DEFAULT_RESULTS_DIR}/<dataset> in the current "
+                   "folder, apart from the shipped results/)")
     r.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
     r.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-call limit for external binaries (s)")
@@ -102,13 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="mean of per-image values (default) or pixel-weighted")
         sp.add_argument("--reference", action="append", metavar="NAME",
                         help="add a published Kodak curve (bpg, jpeg, webp, jpeg2000, vtm, mbt2018, mbt2018-mean, or a file stem)")
+        sp.add_argument("--versions", choices=("newest", "all"), default="newest",
+                        help="several versions of a codec: only the one measured last, with a note (default), or each "
+                             "as its own curve, labelled with its version")
+        sp.add_argument("--allow-mismatched-reference", action="store_true",
+                        help="compare published curves with curves over other images (a subset, another dataset); "
+                             "every such row or curve is marked MISMATCHED")
 
     b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
     analysis_args(b)
     b.add_argument("--anchor", default="bpg", help="codec spec; measured if present, else the published curve")
-    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=DB_METRICS)
+    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=CURVE_DB_METRICS,
+                   help="ms_ssim_db: mean of per-image dB (against a published curve: matched to its dB of the mean); "
+                        "ms_ssim_db_of_mean: dB of the mean MS-SSIM")
     b.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"))
     b.add_argument("--per-image", action="store_true", help="BD per image, then mean, std and bootstrap 95%% interval")
+    b.add_argument("--common-images", action="store_true",
+                   help="compare curves over different image sets on the images both measured (said in the table)")
     b.add_argument("--csv", metavar="FILE")
     b.add_argument("--markdown", metavar="FILE")
     b.set_defaults(fn=cmd_bdrate)
@@ -116,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="RD curves as PNG/SVG/PDF")
     analysis_args(pl)
     pl.add_argument("--out", required=True, metavar="DIR")
-    pl.add_argument("--metric", action="append", choices=DB_METRICS,
+    pl.add_argument("--metric", action="append", choices=CURVE_DB_METRICS,
                     help=f"repeat for several (default: {', '.join(HEADLINE_METRICS)})")
     pl.add_argument("--format", default="png,svg", help="comma-separated: png, svg, pdf")
     pl.set_defaults(fn=cmd_plot)
@@ -126,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", required=True, metavar="DIR")
     rp.add_argument("--anchor", default="bpg")
     rp.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"))
+    rp.add_argument("--common-images", action="store_true",
+                    help="compare curves over different image sets on the images both measured (said in every table)")
     rp.set_defaults(fn=cmd_report)
 
     c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")

@@ -7,12 +7,19 @@ imported inside each command, so that parsing the command line stays fast.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from rdbench import __version__
 
 EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
 EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
+# `rdbench run` without --out writes DEFAULT_RESULTS_DIR/<dataset> under the current folder: never
+# the shipped, tracked results/ of a checkout (.gitignore lists it).
+DEFAULT_RESULTS_DIR = "rdbench-results"
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -44,8 +51,9 @@ def cmd_run(args) -> int:
         specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
     qualities = [canonical_quality(q) for q in _split(args.quality)] or None
-    out = args.out or f"results/{dataset.name}"
-    print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), codecs: {', '.join(specs)}", file=sys.stderr)
+    out = args.out or str(Path(DEFAULT_RESULTS_DIR) / dataset.name)
+    print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
+          f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
     settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
     summary = run(
         dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
@@ -56,52 +64,136 @@ def cmd_run(args) -> int:
         f"-> {summary.out_dir}/results.csv ({summary.elapsed_s:.1f} s)",
         file=sys.stderr,
     )
+    report = None
     if not args.no_report:
         from rdbench.analysis.bd import MIN_POINTS
 
-        rows, table = load_inputs([out])
+        inputs = load_inputs([out])
+        table = inputs.curves
         if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
-            print(f"report: {write_report(rows, table, out, args.anchor)}", file=sys.stderr)
+            report = write_report(inputs, out, args.anchor)
         else:
             print(f"no report: BD needs at least {MIN_POINTS} qualities per codec", file=sys.stderr)
+    print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
 
 
-def load_inputs(paths: list[str], weighting: str = "mean"):
-    """(per-image rows or None, curves): rows from the results.csv inputs (folders or files), curves
-    from every input, CompressAI-style JSON files included."""
+@dataclass
+class Inputs:
+    """What the analysis commands read: per-image rows (None with JSON inputs only), curves, which
+    images each image set holds (measured and published), notes on what was left out, the paths."""
+
+    rows: object
+    curves: object
+    images: object
+    notes: list = field(default_factory=list)
+    paths: list = field(default_factory=list)
+
+
+def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newest") -> Inputs:
+    """Rows from the results.csv inputs (folders or files; a measurement in two inputs counted once,
+    only the newest version of each codec unless versions="all"), curves from the rows and from
+    the CompressAI-style JSON inputs."""
     import pandas as pd
 
-    from rdbench.analysis.curves import curves
-    from rdbench.analysis.published import read_compressai_json
+    from rdbench.analysis.curves import curves, drop_duplicate_rows, image_index, relabel, select_versions
+    from rdbench.analysis.published import read_compressai_json, reference_images
     from rdbench.bench.store import read_results
 
-    rows, tables = [], []
+    rows, tables, notes = [], [], []
     for p in paths:
         if str(p).endswith(".json"):
             tables.append(read_compressai_json(p))
         else:
-            r = read_results(p)
-            rows.append(r)
-            tables.append(curves(r, weighting))
-    all_rows = pd.concat(rows, ignore_index=True) if rows else None
-    return all_rows, pd.concat(tables, ignore_index=True)
+            rows.append(read_results(p))
+    all_rows = None
+    images = [reference_images()]
+    if rows:
+        all_rows, duplicates = drop_duplicate_rows(pd.concat(rows, ignore_index=True))
+        if duplicates:
+            notes.append(f"{duplicates} rows are in more than one input (same image, codec, version and quality): "
+                         "each counted once")
+        all_rows, left_out = select_versions(all_rows, versions)
+        notes += left_out
+        tables.insert(0, curves(all_rows, weighting))
+        images.insert(0, image_index(all_rows))
+    tables = [t for t in tables if len(t)]
+    table = relabel(pd.concat(tables, ignore_index=True)) if tables else curves(pd.DataFrame(columns=["status"]))
+    images = pd.concat(images, ignore_index=True).drop_duplicates(["image_set", "image_sha256"])
+    return Inputs(all_rows, table, images, notes, [str(p) for p in paths])
 
 
-def write_report(rows, table, out, anchor: str = "bpg", method: str = "pchip", references=None):
-    """The report on these rows and curves into OUT, with the published curves it names loaded here."""
+# An absolute path inside a command-line word: after its start, '=' or ',' (--out=/x, checkpoint=/x,...).
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s,;'\"()]+")
+
+
+def relative_paths(text: str, base: Path | None = None) -> str:
+    """`text` with every absolute path made relative to `base` (default: the current directory)."""
+    base = base or Path.cwd()
+
+    def relative(match: re.Match) -> str:
+        try:
+            return os.path.relpath(match.group(0), base)
+        except ValueError:  # another drive (Windows)
+            return match.group(0)
+
+    return _ABSOLUTE_PATH.sub(relative, text)
+
+
+def relative_command(argv) -> list[str]:
+    """A logged command line without machine paths: the program as `rdbench`, other paths relative."""
+    argv = [str(a) for a in argv]
+    if argv and Path(argv[0]).name in ("rdbench", "__main__.py"):
+        argv[0] = "rdbench"
+    return [relative_paths(a) for a in argv]
+
+
+def read_runs(paths: list[str]) -> list[dict]:
+    """Every run logged in the inputs' runs.jsonl (result folders, or the folder of a results.csv),
+    oldest first, with machine paths made relative (relative_command)."""
+    import json
+
+    runs, seen = [], set()
+    for p in paths:
+        folder = Path(p) if Path(p).is_dir() else Path(p).parent
+        log = folder / "runs.jsonl"
+        if str(p).endswith(".json") or not log.is_file() or log.resolve() in seen:
+            continue
+        seen.add(log.resolve())
+        for line in log.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:  # a torn last line of a killed run
+                continue
+            entry["command"] = relative_command(entry.get("command") or [])
+            for key in ("dataset_source", "out_dir"):
+                if isinstance(entry.get(key), str):
+                    entry[key] = relative_paths(entry[key])
+            runs.append(entry)
+    return sorted(runs, key=lambda r: str(r.get("finished_at", "")))
+
+
+def write_report(inputs: Inputs, out, anchor: str = "bpg", method: str = "pchip", references=None,
+                 common_images: bool = False, allow_mismatched_reference: bool = False):
+    """The report on these inputs into OUT, with the published curves it names and the runs.jsonl of
+    the inputs loaded here."""
     from rdbench.analysis.published import anchor_if_unmeasured, published
     from rdbench.analysis.report import write_document
     from rdbench.analysis.summary import DEFAULT_REFERENCES, report_document
     from rdbench.conventions import utc_now
 
     document = report_document(
-        rows, table, anchor, method,
+        inputs.rows, inputs.curves, anchor, method,
         references=[published(n) for n in (references or DEFAULT_REFERENCES)],
-        published_anchor=anchor_if_unmeasured(table, anchor),
-        made_at=utc_now(), command=sys.argv,
+        published_anchor=anchor_if_unmeasured(inputs.curves, anchor),
+        made_at=utc_now(), command=relative_command(sys.argv), runs=read_runs(inputs.paths), notes=inputs.notes,
+        images=inputs.images, common_images=common_images, allow_mismatched_reference=allow_mismatched_reference,
     )
     return write_document(document, out)
+
+
+BD_SHOWN = ["label", "bd_rate_pct", "bd_metric", "overlap", "n_points", "n_images", "images", "std_pct", "ci95_lo",
+            "ci95_hi", "n_failed", "n_dropped", "dropped", "error"]  # what `bdrate` prints, where present
 
 
 def cmd_bdrate(args) -> int:
@@ -110,48 +202,86 @@ def cmd_bdrate(args) -> int:
     from rdbench.analysis.document import markdown_table
     from rdbench.analysis.published import anchor_if_unmeasured, with_references
     from rdbench.analysis.report import write_csv, write_text
-    from rdbench.analysis.tables import bd_table, bd_table_per_image
+    from rdbench.analysis.per_image import bd_table_per_image
+    from rdbench.analysis.tables import bd_table
 
-    rows, table = load_inputs(args.results, args.weighting)
-    table = with_references(table, args.reference or [])
+    inputs = load_inputs(args.results, args.weighting, args.versions)
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    table = with_references(inputs.curves, args.reference or [])
     if args.per_image:
-        if rows is None:
+        if inputs.rows is None:
             raise ValueError("--per-image needs results.csv inputs (per-image rows)")
-        result = bd_table_per_image(rows, args.anchor, args.metric, args.method)
+        result = bd_table_per_image(inputs.rows, args.anchor, args.metric, args.method)
     else:
-        result = bd_table(table, args.anchor, args.metric, args.method, anchor_if_unmeasured(table, args.anchor))
-    pd.set_option("display.width", 200)
-    shown = result if result["error"].astype(bool).any() else result.drop(columns="error")
-    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        result = bd_table(table, args.anchor, args.metric, args.method, anchor_if_unmeasured(table, args.anchor),
+                          rows=inputs.rows, images=inputs.images, common_images=args.common_images,
+                          allow_mismatched_reference=args.allow_mismatched_reference)
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_colwidth", 400)
+    parts = list(result.groupby("dataset", sort=False)) if len(result) else []
+    for dataset, part in parts:
+        first = part.iloc[0]
+        conventions = "; ".join(dict.fromkeys(f"{m}: {c}" for m, c in zip(part["metric"], part["convention"])))
+        print(f"{dataset}: BD versus {first['anchor']} ({first['anchor_source']}; version {first['anchor_version']}), "
+              f"{first['mode']}, method {first['method']}; {conventions}")
+        shown = [c for c in BD_SHOWN if c in part and not (c in ("error", "dropped") and not part[c].astype(bool).any())
+                 and not (c == "images" and part[c].astype(str).str.startswith("same").all())]
+        print(part[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
     if args.csv:
         write_csv(result, args.csv)
     if args.markdown:
-        write_text(markdown_table(result) + "\n", args.markdown)
+        text = markdown_table(result) if len(parts) == 1 else "\n\n".join(
+            f"## {dataset}\n\n{markdown_table(part)}" for dataset, part in parts)
+        write_text(text + "\n", args.markdown)
     return 0
 
 
 def cmd_plot(args) -> int:
-    from pathlib import Path
-
+    from rdbench.analysis.curves import add_curves, curve_groups, file_stem
     from rdbench.analysis.plots import rd_figure
-    from rdbench.analysis.published import with_references
+    from rdbench.analysis.published import published
     from rdbench.analysis.report import write_figure
+    from rdbench.analysis.summary import references_for
     from rdbench.bench.columns import HEADLINE_METRICS
 
-    _, table = load_inputs(args.results, args.weighting)
-    table = with_references(table, args.reference or [])
+    inputs = load_inputs(args.results, args.weighting, args.versions)
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    references = [published(n) for n in args.reference or []]
+    table = inputs.curves
+    datasets = list(dict.fromkeys(table.loc[table["source"] != "published", "dataset"]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for metric in args.metric or HEADLINE_METRICS:
-        fig = rd_figure(table, metric)
-        for ext in args.format.split(","):
-            print(write_figure(fig, out / f"rd-{metric}.{ext}", dpi=130))
+    for dataset in datasets:
+        here = table[table["dataset"] == dataset]
+        matching = references_for(references, here, args.allow_mismatched_reference)
+        shown = add_curves(here, matching)
+        for ref in references:
+            if not any(m["source"].iloc[0] == ref["source"].iloc[0] for m in matching):
+                print(f"note: {ref['codec'].iloc[0]} is over other images ({ref['dataset'].iloc[0]}, "
+                      f"{int(ref['image_set_size'].iloc[0])} images): not on the {dataset} plots "
+                      "(--allow-mismatched-reference shows it, labelled)", file=sys.stderr)
+        suffix = f"-{file_stem(dataset)}" if len(datasets) > 1 else ""
+        for metric in args.metric or HEADLINE_METRICS:
+            for _, curve in curve_groups(shown):
+                if curve[metric].isna().all():
+                    print(f"note: {curve['label'].iloc[0]} has no {metric} values: not on rd-{metric}{suffix}"
+                          + (" (its MS-SSIM dB is the dB of the mean: --metric ms_ssim_db_of_mean)"
+                             if metric == "ms_ssim_db" and curve["ms_ssim_db_of_mean"].notna().any() else ""),
+                          file=sys.stderr)
+            fig = rd_figure(shown, metric, f"{dataset}" if len(datasets) > 1 else "")
+            for ext in args.format.split(","):
+                print(write_figure(fig, out / f"rd-{metric}{suffix}.{ext}", dpi=130))
     return 0
 
 
 def cmd_report(args) -> int:
-    rows, table = load_inputs(args.results, args.weighting)
-    print(write_report(rows, table, args.out, args.anchor, args.method, args.reference))
+    inputs = load_inputs(args.results, args.weighting, args.versions)
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(write_report(inputs, args.out, args.anchor, args.method, args.reference, args.common_images,
+                       args.allow_mismatched_reference))
     return 0
 
 
@@ -248,7 +378,7 @@ def cmd_ablate(args) -> int:
     if not (out / "config.toml").exists():
         (out / "config.toml").write_text(config.text)
     if args.summary_only:
-        print(write_summary(config, out, " ".join(["rdbench", *sys.argv[1:]])))
+        print(write_summary(config, out, " ".join(relative_command(["rdbench", *sys.argv[1:]]))))
         return 0
     if not args.eval_only:
         train_all(config, out, jobs=args.jobs, device=args.device)
@@ -257,7 +387,7 @@ def cmd_ablate(args) -> int:
     summary = evaluate(config, out, workers=args.workers, device=args.device,
                        max_images=args.max_images, progress=not args.no_progress)
     print(f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored", file=sys.stderr)
-    print(write_summary(config, out, " ".join(["rdbench", *sys.argv[1:]])))
+    print(write_summary(config, out, " ".join(relative_command(["rdbench", *sys.argv[1:]]))))
     return EXIT_ITEMS_FAILED if summary.failed else 0
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rdbench.analysis.tables import bd_table, bd_table_per_image, bootstrap_ci
+from rdbench.analysis.per_image import bd_table_per_image, bootstrap_ci
+from rdbench.analysis.tables import bd_table
 from rdbench.analysis.curves import curves, to_compressai_json
 from rdbench.analysis.published import published, read_compressai_json
 from rdbench.data.datasets import folder_dataset
@@ -58,7 +59,7 @@ def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
 
     from scipy import stats
 
-    from rdbench.analysis.tables import BOOTSTRAP_RESAMPLES
+    from rdbench.analysis.per_image import BOOTSTRAP_RESAMPLES
 
     # skewed per-image BD-rates (24 images): the percentile interval is asymmetric here, so the
     # basic (-0.07) or BCa (-0.08) interval, or a 90% level (+0.2), would be told apart

@@ -11,7 +11,12 @@ import warnings
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.analysis.bd import BDError, bd
 from rdbench.analysis.document import Document, markdown_table
+from rdbench.analysis.tables import convention, matched_metric
 from rdbench.bench.columns import HEADLINE_METRICS
+
+# The paper's questions put our BD-rate beside the same pair's published one: on MS-SSIM (dB) both
+# are computed on the dB of the mean MS-SSIM, the only convention the published curves have.
+QUESTION_METRIC = {"ms_ssim_db": "ms_ssim_db_of_mean"}
 
 BPG = "bpg"  # the published classical anchor every cell is also compared with
 DPI = 120
@@ -69,11 +74,13 @@ def _points(curve, metric: str):
 
 
 def operational_table(table, metric: str):
-    """`operational` applied to every codec of a curve table; also {codec: points left out}."""
+    """`operational` applied to every curve of a curve table; also {codec: points left out}."""
     import pandas as pd
 
     parts, dropped = [], {}
-    for codec, curve in table.groupby("codec", sort=False):
+    keys = [k for k in ("dataset", "codec", "codec_version") if k in table]
+    for key, curve in table.groupby(keys, sort=False):
+        codec = curve["codec"].iloc[0]
         points = _points(curve, metric)
         if len(points) == 0:  # no value of the metric: kept as it is, so that BD says why
             parts.append(curve)
@@ -85,6 +92,9 @@ def operational_table(table, metric: str):
 
 
 def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
+    """BD-rate of two curves on their operational points, in matched conventions (tables.matched_metric),
+    and a note: the overlap and the convention, or why there is no number."""
+    metric, _ = matched_metric(metric, anchor, test)
     test, anchor = operational(_points(test, metric), metric), operational(_points(anchor, metric), metric)
     try:
         with warnings.catch_warnings():
@@ -92,7 +102,7 @@ def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
             result = bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], "rate", "pchip")
     except BDError as exc:
         return float("nan"), str(exc)
-    return result.value, f"overlap {result.overlap:.2f}"
+    return result.value, f"overlap {result.overlap:.2f}; {convention(metric)}"
 
 
 def published_needed(config: AblationConfig) -> list[str]:
@@ -114,12 +124,13 @@ def paper_questions(config: AblationConfig, table, published: dict):
     for question, test, anchor, pub_test, pub_anchor in _questions(config):
         row = {"question": question, "test": test, "anchor": anchor}
         for metric in HEADLINE_METRICS:
+            used = QUESTION_METRIC.get(metric, metric)
             row[f"{metric} ours (%)"], row[f"{metric} note"] = _bd_between(
-                table[table["codec"] == test], table[table["codec"] == anchor], metric)
+                table[table["codec"] == test], table[table["codec"] == anchor], used)
             for source, stem in PUBLISHED_SOURCES.items():
                 value = float("nan")
                 if pub_test:
-                    value, _ = _bd_between(published[stem.format(pub_test)], published[stem.format(pub_anchor)], metric)
+                    value, _ = _bd_between(published[stem.format(pub_test)], published[stem.format(pub_anchor)], used)
                 row[f"{metric} {source} (%)"] = value
         row["published pair"] = f"{pub_test} vs {pub_anchor}" if pub_test else ""
         rows.append(row)
@@ -139,12 +150,15 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
     named by `published_needed`; command: what made the summary, for its first lines."""
     import pandas as pd
 
-    from rdbench.analysis.curves import add_curves, curves
+    from rdbench.analysis.curves import add_curves, curves, select_versions
     from rdbench.analysis.plots import bd_bar_figure, rd_figure
-    from rdbench.analysis.tables import bd_table
+    from rdbench.analysis.tables import bd_table, section_metric
 
     doc = Document("ablation.md")
     bpg = published[BPG]
+    # a cell retrained (more steps) is a new model, so a new codec version: its curve is the newest
+    # version's alone, never the mean of the old and the new model
+    rows, version_notes = select_versions(rows, "newest")
     ok = rows[rows["status"] == "ok"]
     table = curves(rows)
     per_cell = ok.groupby("codec").agg(
@@ -170,10 +184,13 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         result["dominated points left out"] = pd.Series(dropped)
         both = _notes(vs_ref, f"vs {config.reference}", result.index) + "; " + _notes(vs_bpg, "vs BPG", result.index)
         result["BD note"] = both.str.strip("; ")
+        result["conventions"] = (f"vs {config.reference}: " + vs_ref["convention"].reindex(result.index).fillna("")
+                                 + "; vs BPG: " + vs_bpg["convention"].reindex(result.index).fillna(""))
         result = result.reset_index()
         doc.tables[f"ablation_{metric}.csv"] = result
         sections.append((metric, result, bpg_source))
-        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, metric, f"{config.name}: {metric}"), dpi=DPI)
+        plotted = section_metric(with_bpg, metric)  # BPG has MS-SSIM dB only as the dB of its mean
+        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, plotted, f"{config.name}: {plotted}"), dpi=DPI)
         doc.add_figure(f"rd_{metric}_cells", rd_figure(table, metric, f"{config.name}: {metric}, cells only"), dpi=DPI)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
@@ -181,11 +198,11 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
 
     questions = paper_questions(config, table, published)
     doc.tables["ablation_questions.csv"] = questions
-    doc.text = _page(config, sections, questions, facts, per_cell, command)
+    doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes)
     return doc
 
 
-def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str) -> str:
+def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=()) -> str:
     """ablation.md: the scale of the run first, then each metric's table and plots, the questions, the columns."""
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
@@ -204,6 +221,7 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         f"metric {t.metric}, images downscaled by {t.downscale}, from `{t.data}`.",
         f"- Evaluation: {config.dataset}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
         "(bpp counts every byte). Times are per image on this machine, one worker thread each.",
+        *(f"- Left out: {note}" for note in notes),
         "",
     ]
     for metric, result, bpg_source in sections:
@@ -216,7 +234,8 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
                   "'paper' is the same pair computed from the points published in the papers (PSNR only), 'CompressAI zoo' "
                   "from CompressAI's MSE-trained models of the same pair (real bitstreams), where shipped: "
                   "full-scale training, so a direction and size to compare with, not a target for a small run. "
-                  "The CSV (ablation_questions.csv) also says why a number is missing.", "",
+                  "On MS-SSIM (dB) both are computed on the dB of the mean MS-SSIM (the published curves' only "
+                  "convention). The CSV (ablation_questions.csv) also says why a number is missing.", "",
                   markdown_table(shown, "{:.2f}"), ""]
     lines += [
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
@@ -224,7 +243,9 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         "real/estimated bpp: how much larger the real bitstream is than the model's own -log2 likelihood estimate; "
         "params: trainable parameters; enc/dec: mean seconds per image; dominated points left out: rate points "
         "that cost more bits than a cheaper point of the same cell for no better quality (off the operational RD "
-        "curve; BD uses the rest, and the RD plots show all).",
+        "curve; BD uses the rest, and the RD plots show all); conventions: which MS-SSIM (dB) each BD-rate is on "
+        "(versus BPG, the dB of the mean MS-SSIM, BPG's only convention; a BD-rate versus BPG needs the 24 Kodak "
+        "images BPG's curve averages, else the note says why there is none).",
         "",
     ]
     return "\n".join(lines)

@@ -9,20 +9,22 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
 
 
 def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "") -> Figure:
-    """Quality versus bpp; measured curves solid with markers, published curves dashed."""
+    """Quality versus bpp, one line per curve identity (its label in the legend); measured curves solid
+    with markers, published and file curves dashed. Curves without values of `metric` are left out."""
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
-    for (codec, source), curve in curve_table.groupby(["codec", "source"], sort=False):
+    for _, curve in curve_groups(curve_table):
         curve = curve.sort_values("bpp")
         if curve[metric].isna().all():
             continue
-        is_published = source.startswith("published")
+        is_published = curve["source"].iloc[0] != "measured"
         ax.plot(curve["bpp"], curve[metric], linestyle="--" if is_published else "-",
-                marker="x" if is_published else "o", markersize=4, linewidth=1.2, label=codec)
+                marker="x" if is_published else "o", markersize=4, linewidth=1.2, label=curve["label"].iloc[0])
     ax.set_xlabel(columns.label("bpp"))
     ax.set_ylabel(columns.label(metric))
     ax.grid(True, alpha=0.3)
@@ -40,7 +42,7 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     errors = None
     if {"ci95_lo", "ci95_hi"} <= set(table.columns):
         errors = [table["bd_rate_pct"] - table["ci95_lo"], table["ci95_hi"] - table["bd_rate_pct"]]
-    ax.barh(table["codec"], table["bd_rate_pct"], xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in table["bd_rate_pct"]])
+    ax.barh(table["label"] if "label" in table else table["codec"], table["bd_rate_pct"], xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in table["bd_rate_pct"]])
     for y, value in enumerate(table["bd_rate_pct"]):
         ax.annotate(f"{value:+.1f}%", (value, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
                     ha="left" if value >= 0 else "right", va="center", fontsize=8)
@@ -54,6 +56,8 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
 def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     """The spread of per-image BD-rates: one box per codec, every image as a dot."""
     data = per_image.dropna(subset=["bd_rate_pct"])
+    if data.groupby("codec")["codec_version"].nunique().gt(1).any():  # one box per version
+        data = data.assign(codec=data["codec"] + " [" + data["codec_version"] + "]")
     codecs = sorted(data["codec"].unique(), key=lambda c: data.loc[data.codec == c, "bd_rate_pct"].median())
     fig = Figure(figsize=(7, 0.5 * len(codecs) + 1.5), layout="constrained")
     ax = fig.subplots()

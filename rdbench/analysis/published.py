@@ -4,21 +4,33 @@ Analysis functions take curves as DataFrames; this module turns the shipped refe
 (rdbench/reference/, see SOURCE.md there) and users' JSON files into such DataFrames, at the edge:
 the command line and the ablation load what they need here and pass it in. Besides the analysis
 modules it imports `rdbench.packaged` only, to find the shipped files.
+
+Every curve it returns carries its dataset and image set, and states its conventions:
+
+- shipped published curves are means over Kodak's 24 images (SOURCE.md), so their image set is
+  the digest of the 24 pixel SHA-256s of datasets/kodak.toml, which a measured full-Kodak curve
+  matches exactly; their MS-SSIM is the mean of per-image linear MS-SSIM, so they have MS-SSIM in
+  dB only as `ms_ssim_db_of_mean` (their `ms_ssim_db`, the mean of per-image dB, is unknown: NaN);
+- a JSON file written by rdbench (`meta.source` "rdbench") carries its identity in `meta` and
+  both MS-SSIM dB conventions in `results`;
+- any other CompressAI result file names no image set: it is taken as Kodak's 24 images (the
+  convention of CompressAI's results), and its `source` says so.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rdbench.analysis.curves import add_curves
+from rdbench.analysis.curves import add_curves, finish, image_set_digest, ms_ssim_to_db
 from rdbench.analysis.tables import measured_anchor
-from rdbench.bench.columns import CURVE_COLUMNS
-from rdbench.packaged import reference_folder
+from rdbench.bench.columns import METRICS
+from rdbench.packaged import manifests_folder, reference_folder
 
 # Short names for the shipped published curves (any file stem in rdbench/reference works too).
 PUBLISHED_ALIASES = {
@@ -32,38 +44,70 @@ PUBLISHED_ALIASES = {
     "mbt2018": "paper-mbt2018",
     "mbt2018-mean": "paper-mbt2018-mean",
 }
+REFERENCE_DATASET = "kodak"  # every shipped published curve is a mean over the 24 Kodak images
+PUBLISHED_CONVENTIONS = ("published means over the image set; MS-SSIM (dB) only as the dB of the mean linear "
+                         "MS-SSIM (ms_ssim_db_of_mean); ms_ssim_db (mean of per-image dB) not published")
 
 
-def curve_from_compressai(data: dict, codec: str, source: str, dataset: str) -> pd.DataFrame:
+def kodak_images() -> pd.DataFrame:
+    """Kodak's 24 images as datasets/kodak.toml lists them: image (file name) and image_sha256 (pixels)."""
+    manifest = tomllib.loads((manifests_folder() / f"{REFERENCE_DATASET}.toml").read_text())
+    return pd.DataFrame({"image": [i["file"] for i in manifest["images"]],
+                         "image_sha256": [i["pixels_sha256"] for i in manifest["images"]]})
+
+
+def reference_images() -> pd.DataFrame:
+    """The image sets of the shipped published curves, as curves.image_index lists measured ones."""
+    images = kodak_images()
+    return images.assign(image_set=image_set_digest(images["image_sha256"]))[["image_set", "image", "image_sha256"]]
+
+
+def _kodak_identity() -> dict:
+    images = kodak_images()
+    return {"dataset": REFERENCE_DATASET, "image_set": image_set_digest(images["image_sha256"]),
+            "image_set_size": len(images)}
+
+
+def curve_from_compressai(data: dict, codec: str, source: str, identity: dict, codec_version: str = "",
+                          conventions: str = PUBLISHED_CONVENTIONS) -> pd.DataFrame:
+    """A CompressAI result dict as a curve. identity: dataset, image_set, image_set_size (and weighting)."""
     results = data["results"]
     n = len(results["bpp"])
-    ms = np.asarray(results.get("ms-ssim-rgb", [math.nan] * n), dtype=float)
-    with np.errstate(divide="ignore"):
-        ms_db = -10 * np.log10(1 - ms)
+
+    def values(key):
+        return np.asarray([math.nan if v is None else v for v in results.get(key, [math.nan] * n)], dtype=float)
+
+    ms = values("ms-ssim-rgb")
     frame = pd.DataFrame({
-        "dataset": dataset,
+        "dataset": identity["dataset"],
+        "image_set": identity["image_set"],
+        "image_set_size": identity["image_set_size"],
         "codec": codec,
+        "codec_version": codec_version,
         "source": source,
         "quality": results.get("quality", range(n)),
-        "n_images": np.nan,
+        "n_images": results.get("n_images", [identity["image_set_size"]] * n),
         "complete": True,
-        "bpp": np.asarray(results["bpp"], dtype=float),
-        "psnr_rgb": np.asarray(results.get("psnr-rgb", [math.nan] * n), dtype=float),
-        "psnr_y": np.nan,
+        "bpp": values("bpp"),
+        "psnr_rgb": values("psnr-rgb"),
         "ms_ssim": ms,
-        "ms_ssim_db": ms_db,
-        "enc_s": np.asarray(results.get("encoding_time", [math.nan] * n), dtype=float),
-        "dec_s": np.asarray(results.get("decoding_time", [math.nan] * n), dtype=float),
-        "weighting": "mean",
+        "ms_ssim_db_of_mean": ms_ssim_to_db(ms),
+        "enc_s": values("encoding_time"),
+        "dec_s": values("decoding_time"),
+        "weighting": identity.get("weighting", "mean"),
+        "conventions": conventions,
     })
-    return frame[list(CURVE_COLUMNS)].sort_values("bpp").reset_index(drop=True)
+    for column in METRICS:  # rdbench's own names (psnr_y, ms_ssim_db, ...): written by to_compressai_json only
+        if column not in frame:
+            frame[column] = values(column)
+    return finish(frame.sort_values("bpp"))
 
 
 def published_names() -> list[str]:
     return sorted(p.name[:-5] for p in reference_folder().iterdir() if p.name.endswith(".json"))
 
 
-def published(name: str, dataset: str = "kodak") -> pd.DataFrame:
+def published(name: str) -> pd.DataFrame:
     """A shipped published Kodak curve, by alias (bpg, mbt2018, ...) or file stem, labelled as published."""
     stem = PUBLISHED_ALIASES.get(name, name)
     res = reference_folder() / f"{stem}.json"
@@ -71,13 +115,32 @@ def published(name: str, dataset: str = "kodak") -> pd.DataFrame:
         raise ValueError(f"no published curve {name!r}; known: {', '.join(sorted(PUBLISHED_ALIASES))} or {', '.join(published_names())}")
     data = json.loads(res.read_text())
     label = f"{data.get('name', stem)} (published)"
-    return curve_from_compressai(data, label, f"published: CompressAI results/image/kodak/{stem}.json", dataset)
+    return curve_from_compressai(data, label, f"published: CompressAI results/image/kodak/{stem}.json",
+                                 _kodak_identity(), data.get("description", ""))
 
 
-def read_compressai_json(path: str | Path, dataset: str = "kodak") -> pd.DataFrame:
-    """A CompressAI-style result JSON file as a curve (source: the file)."""
+def read_compressai_json(path: str | Path) -> pd.DataFrame:
+    """A CompressAI-style result JSON file as a curve (source: the file); see the module's docstring
+    for the identity and conventions it is given."""
     data = json.loads(Path(path).read_text())
-    return curve_from_compressai(data, data.get("name", Path(path).stem), f"file: {path}", dataset)
+    if "results" not in data or "bpp" not in data["results"]:
+        raise ValueError(f"{path}: not a CompressAI result file (expected 'results' with 'bpp')")
+    meta = data.get("meta") or {}
+    if meta.get("source") == "rdbench":
+        identity = {"dataset": meta["dataset"], "image_set": meta.get("image_set", ""),
+                    "image_set_size": meta.get("n_images", math.nan), "weighting": meta.get("weighting", "mean")}
+        # the file's name is its curve's name, as in any CompressAI file (to_compressai_json writes the label)
+        return curve_from_compressai(data, data.get("name") or meta.get("codec", Path(path).stem), f"file: {path}",
+                                     identity, meta.get("codec_version", ""), meta.get("conventions", ""))
+    dataset = meta.get("dataset", REFERENCE_DATASET)
+    if dataset == REFERENCE_DATASET:
+        identity, assumed = _kodak_identity(), " (no image set stated: taken as Kodak's 24 images)"
+    else:
+        identity, assumed = {"dataset": dataset, "image_set": "", "image_set_size": math.nan}, " (no image set stated)"
+    conventions = ("means as in the file; MS-SSIM (dB) only as the dB of its mean linear MS-SSIM "
+                   "(ms_ssim_db_of_mean; CompressAI's convention)")
+    return curve_from_compressai(data, data.get("name", Path(path).stem), f"file: {path}{assumed}", identity,
+                                 data.get("description", ""), conventions)
 
 
 def with_references(curve_table: pd.DataFrame, names) -> pd.DataFrame:
@@ -86,6 +149,16 @@ def with_references(curve_table: pd.DataFrame, names) -> pd.DataFrame:
 
 
 def anchor_if_unmeasured(curve_table: pd.DataFrame, anchor: str) -> pd.DataFrame | None:
-    """The published curve that BD tables fall back on for `anchor`: None when the table has a measured
-    curve of it; an unknown name raises ValueError (naming the known curves)."""
-    return None if len(measured_anchor(curve_table, anchor)) else published(anchor)
+    """The published curve that BD tables fall back on for `anchor`: None when every dataset of the table
+    has a measured curve of it. When none has, an unknown name raises ValueError (naming the known curves);
+    when only some have, the datasets without it get no anchor (their BD rows say so)."""
+    datasets = curve_table.loc[~curve_table["source"].astype(str).str.startswith("published"), "dataset"].unique()
+    missing = [d for d in datasets if measured_anchor(curve_table[curve_table["dataset"] == d], anchor).empty]
+    if len(datasets) and not missing:
+        return None
+    if len(missing) == len(datasets):
+        return published(anchor)
+    try:
+        return published(anchor)
+    except ValueError:
+        return None

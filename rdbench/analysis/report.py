@@ -46,6 +46,8 @@ def write_document(document: Document, out_dir: str | Path) -> Path:
     """Every file of `document` into `out_dir` (created if needed); returns the Markdown page's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name in (*document.tables, *document.json, *document.figures):  # names may hold a folder (compressai-json/)
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
     for name, table in document.tables.items():
         write_csv(table, out / name)
     for name, value in document.json.items():

@@ -1,26 +1,89 @@
 """What `rdbench report` says: BD tables, RD plots and how everything was computed, as a Document.
 
-`report_document` is pure: it takes the per-image rows, the curves and the published curves the
-caller loaded (analysis/published), and returns the page and its files; analysis/report.py
-writes them.
+`report_document` is pure: it takes the per-image rows, the curves, the published curves and the
+runs (runs.jsonl entries) the caller loaded, and returns the page and its files;
+analysis/report.py writes them. The page has one section per dataset (results of two datasets
+are never compared), lists every run that contributed, and says which images and which
+conventions every table used.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 import pandas as pd
 
 from rdbench import __version__
-from rdbench.analysis.curves import add_curves, to_compressai_json
+from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, markdown_table
-from rdbench.analysis.tables import bd_table, bd_table_per_image, per_image_bd
+from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
+from rdbench.analysis.tables import bd_table, convention, section_metric
 from rdbench.bench.columns import HEADLINE_METRICS, title
 
 DEFAULT_REFERENCES = ("bpg", "mbt2018")  # published curves a report shows beside the measured ones
-BD_COLUMNS = ["codec", "bd_rate_pct", "bd_metric", "overlap", "interval_lo", "interval_hi", "n_points", "error"]
-PER_IMAGE_COLUMNS = ["codec", "bd_rate_pct", "std_pct", "ci95_lo", "ci95_hi", "n_images", "n_failed"]
+BD_COLUMNS = ["label", "bd_rate_pct", "bd_metric", "overlap", "interval_lo", "interval_hi", "n_points", "n_images",
+              "images", "error"]
+PER_IMAGE_COLUMNS = ["label", "bd_rate_pct", "std_pct", "ci95_lo", "ci95_hi", "n_images", "n_failed", "n_dropped",
+                     "dropped"]
+JSON_FOLDER = "compressai-json"  # one CompressAI result file per measured curve
 DPI = 130
+
+
+def _command(command) -> str:
+    return command if isinstance(command, str) else shlex.join(str(c) for c in command)
+
+
+def runs_table(runs: Sequence[dict]) -> pd.DataFrame:
+    """One row per run (runs.jsonl entries, paths already made relative by the caller)."""
+    return pd.DataFrame([{
+        "finished at": r.get("finished_at", ""),
+        "command": f"`{_command(r.get('command', ''))}`",
+        "rdbench": r.get("rdbench_version", ""),
+        "dataset": f"{r.get('dataset', '')} ({r.get('dataset_source', '')})",
+        "measured": r.get("ok", ""),
+        "failed": r.get("failed", ""),
+        "already stored": r.get("skipped", ""),
+        "codec versions": "; ".join(f"{k}: {v}" for k, v in (r.get("codecs") or {}).items()),
+    } for r in runs])
+
+
+def _datasets(curve_table: pd.DataFrame) -> list:
+    own = curve_table.loc[curve_table["source"] == "measured", "dataset"]
+    return list(dict.fromkeys(own)) or list(dict.fromkeys(curve_table["dataset"]))
+
+
+def references_for(references: Sequence[pd.DataFrame], here: pd.DataFrame, allow_mismatched: bool) -> list:
+    """The published curves to show in a dataset's section: those over the image set of one of its
+    measured curves, or every one when mismatched references are allowed (they are labelled)."""
+    sets = set(here.loc[here["source"] == "measured", "image_set"])
+    shown = []
+    for ref in references:
+        if ref["image_set"].iloc[0] in sets:
+            shown.append(ref)
+        elif allow_mismatched:
+            first = ref.iloc[0]
+            shown.append(ref.assign(codec=f"{first['codec']} [MISMATCHED: {first['dataset']}, "
+                                          f"{int(first['image_set_size'])} images]"))
+    return shown
+
+
+def _image_sets(measured: pd.DataFrame, dataset: str) -> str:
+    """'kodak (24 images, set 1a2b3c4d5e6f)': a dataset and the image sets of its measured curves."""
+    sets = measured[measured["dataset"] == dataset].drop_duplicates("image_set")
+    described = (describe_set(dataset, n, s).split(", ", 1)[1] for s, n in zip(sets["image_set"], sets["image_set_size"]))
+    return f"{dataset} ({'; '.join(described)})"
+
+
+def _codecs_table(here: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for _, curve in curve_groups(here):
+        first = curve.iloc[0]
+        rows.append({"curve": first["label"], "codec": first["codec"], "version": first["codec_version"],
+                     "source": first["source"],
+                     "image set": describe_set(first["dataset"], first["image_set_size"], first["image_set"]),
+                     "points": len(curve), "complete points": int(curve["complete"].astype(bool).sum())})
+    return pd.DataFrame(rows)
 
 
 def report_document(
@@ -31,55 +94,104 @@ def report_document(
     references: Sequence[pd.DataFrame] = (),
     published_anchor: pd.DataFrame | None = None,
     made_at: str = "",
-    command: Sequence[str] = (),
+    command: Sequence[str] | str = (),
+    runs: Sequence[dict] = (),
+    notes: Sequence[str] = (),
+    images: pd.DataFrame | None = None,
+    common_images: bool = False,
+    allow_mismatched_reference: bool = False,
 ) -> Document:
     """The report on `curve_table` (and on the per-image `rows`, when given) against `anchor`.
 
     references: published curves to show beside the measured ones; published_anchor: the curve to
-    use as the anchor when it was not measured. made_at and command go into the page's first line.
-    """
+    use as the anchor when it was not measured; runs: the runs.jsonl entries of the inputs (paths
+    made relative); notes: what the caller left out (older versions); images: which images each
+    image set holds (for messages); common_images, allow_mismatched_reference: the comparison
+    rules of analysis/tables.bd_table. made_at and command go into the page's first line."""
     doc = Document("report.md")
-    table = add_curves(curve_table, list(references))
-    doc.tables["curves.csv"] = table
-    measured = table[table["source"] == "measured"]
-    doc.json["curves-compressai.json"] = {codec: to_compressai_json(c, codec) for codec, c in measured.groupby("codec")}
+    datasets = _datasets(curve_table)
+    several = len(datasets) > 1
+    all_curves = add_curves(curve_table, list(references))
+    doc.tables["curves.csv"] = all_curves
+    member_names = {}
+    if images is not None and len(images):
+        members = images.drop_duplicates(["image_set", "image_sha256"])
+        member_names = members.groupby("image_set")["image"].agg(sorted)
+    measured = curve_table[curve_table["source"] == "measured"]
+    for _, curve in curve_groups(measured):
+        first = curve.iloc[0]
+        stem = file_stem(first["label"]) + (f"-{file_stem(first['dataset'])}" if several else "")
+        names = member_names.get(first["image_set"]) if len(member_names) else None
+        doc.json[f"{JSON_FOLDER}/{stem}.json"] = to_compressai_json(curve, images=None if names is None else list(names))
 
     from rdbench.analysis.plots import bd_bar_figure, per_image_figure, rd_figure
 
-    sections = []
-    n_images = int(measured["n_images"].max()) if not measured.empty else 0
-    datasets = ", ".join(sorted(measured["dataset"].unique()))
-    sections.append(f"# rdbench report\n\nMade {made_at} by rdbench {__version__} with `{' '.join(command)}`.\n\n"
-                    f"Dataset: {datasets} ({n_images} images). Mean curves average per-image values "
-                    f"({table['weighting'].iloc[0]} weighting).")
-    if rows is not None:
-        versions = rows.groupby("codec")["codec_version"].agg(lambda v: ", ".join(sorted(set(v))))
-        sections.append("## Codecs\n\n" + markdown_table(versions.reset_index().rename(columns={"codec_version": "version"})))
-    for metric in HEADLINE_METRICS:
-        name = title(metric)
-        bd = bd_table(table, anchor, metric, method, published_anchor)
-        doc.tables[f"bd-{metric}.csv"] = bd
-        anchor_label = f"{bd['anchor'].iloc[0]} ({bd['anchor_source'].iloc[0]})" if len(bd) else anchor
-        text = (f"## BD versus {anchor_label}: {name}\n\nMethod {method}, on mean curves. `bd_rate_pct`: rate change at "
-                f"equal {name} (negative: fewer bits). `bd_metric`: {name} change at equal rate. `overlap`: share of the "
-                f"joint {name} range both curves cover, over [`interval_lo`, `interval_hi`].\n\n"
-                + markdown_table(bd[BD_COLUMNS]))
-        doc.add_figure(f"rd-{metric}", rd_figure(table, metric, f"Kodak: {name} vs bpp"), ("png", "svg"), DPI)
-        bar = bd_bar_figure(bd, f"BD-rate ({name}, {method}) vs {bd['anchor'].iloc[0] if len(bd) else anchor}")
-        doc.add_figure(f"bd-{metric}", bar, ("png",), DPI)
-        text += f"\n\n![RD {name}](rd-{metric}.png)\n\n![BD-rate {name}](bd-{metric}.png)"
-        if rows is not None and (rows["codec"] == anchor).any():
-            per = bd_table_per_image(rows, anchor, metric, method)
-            doc.tables[f"bd-per-image-{metric}.csv"] = per
-            figure = per_image_figure(per_image_bd(rows, anchor, metric, method), f"per-image BD-rate vs {anchor}")
-            doc.add_figure(f"bd-per-image-{metric}", figure, ("png",), DPI)
-            text += ("\n\nPer image, then averaged over images (standard deviation and 95% bootstrap interval over images):\n\n"
-                     + markdown_table(per[PER_IMAGE_COLUMNS])
-                     + f"\n\n![per-image BD-rate](bd-per-image-{metric}.png)")
-        sections.append(text)
+    weighting = curve_table["weighting"].iloc[0] if len(curve_table) else "mean"
+    head = [f"# rdbench report\n\nMade {made_at} by rdbench {__version__} with `{_command(command)}`.",
+            "Datasets: " + "; ".join(_image_sets(measured, d) for d in datasets)
+            + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "
+            "compared with each other."]
+    rules = [*notes]
+    if common_images:
+        rules.append("--common-images: curves over different image sets are compared on the images both measured "
+                     "(the `images` column of each BD table says which)")
+    if allow_mismatched_reference:
+        rules.append("--allow-mismatched-reference: published curves are compared with curves over other image sets "
+                     "(rows marked MISMATCHED in the `images` column); those numbers compare different images")
+    if rules:
+        head.append("\n".join(f"- {r}" for r in rules))
+    sections = ["\n\n".join(head)]
+    if runs:
+        sections.append("## Runs that made these results\n\nEvery run logged in the inputs' runs.jsonl, oldest first "
+                        "(paths relative to the folder the report was made from).\n\n"
+                        + markdown_table(runs_table(runs), "{:.0f}"))
+
+    for dataset in datasets:
+        here = curve_table[curve_table["dataset"] == dataset]
+        table = add_curves(here, references_for(references, here, allow_mismatched_reference))
+        suffix = f"-{file_stem(dataset)}" if several else ""
+        heading = f"{dataset}: " if several else ""
+        sections.append((f"## {dataset}: curves" if several else f"## Curves on {dataset}") + "\n\n"
+                        + markdown_table(_codecs_table(table)))
+        dataset_rows = rows[rows["dataset"] == dataset] if rows is not None else None
+        for metric in HEADLINE_METRICS:
+            used = section_metric(table, metric)
+            name = f"{title(metric)}, {convention(used, weighting)}" if used.startswith("ms_ssim") else title(metric)
+            bd = bd_table(table, anchor, used, method, published_anchor, rows=dataset_rows, images=images,
+                          common_images=common_images, allow_mismatched_reference=allow_mismatched_reference)
+            doc.tables[f"bd-{metric}{suffix}.csv"] = bd
+            anchor_label = f"{bd['anchor'].iloc[0]} ({bd['anchor_source'].iloc[0]})" if len(bd) else anchor
+            text = (f"## {heading}BD versus {anchor_label}: {name}\n\nMethod {method}, on mean curves, metric column "
+                    f"`{used}`. `bd_rate_pct`: rate change at equal {title(used)} (negative: fewer bits). `bd_metric`: "
+                    f"{title(used)} change at equal rate. `overlap`: share of the joint {title(used)} range both curves "
+                    "cover, over [`interval_lo`, `interval_hi`]. `images`: the images compared.\n\n"
+                    + (markdown_table(bd[BD_COLUMNS]) if len(bd) else "(no curve to compare)"))
+            doc.add_figure(f"rd-{metric}{suffix}", rd_figure(table, used, f"{dataset}: {title(used)} vs bpp"),
+                           ("png", "svg"), DPI)
+            versus = bd["anchor"].iloc[0] if len(bd) else anchor
+            bar = bd_bar_figure(bd, f"{dataset}: BD-rate ({title(used)}, {method}) vs {versus}")
+            doc.add_figure(f"bd-{metric}{suffix}", bar, ("png",), DPI)
+            text += f"\n\n![RD {name}](rd-{metric}{suffix}.png)\n\n![BD-rate {name}](bd-{metric}{suffix}.png)"
+            if dataset_rows is not None and bd_anchor_measured(dataset_rows, anchor):
+                per_image = per_image_bd(dataset_rows, anchor, metric, method)
+                per = bd_table_per_image(dataset_rows, anchor, metric, method, per_image)
+                doc.tables[f"bd-per-image-{metric}{suffix}.csv"] = per
+                figure = per_image_figure(per_image, f"{dataset}: per-image BD-rate vs {anchor}")
+                doc.add_figure(f"bd-per-image-{metric}{suffix}", figure, ("png",), DPI)
+                text += ("\n\nPer image, then averaged over images (standard deviation and 95% bootstrap interval over "
+                         "images); an image that only one of the two codecs measured is left out and named in "
+                         "`dropped`:\n\n" + markdown_table(per[PER_IMAGE_COLUMNS])
+                         + f"\n\n![per-image BD-rate](bd-per-image-{metric}{suffix}.png)")
+            sections.append(text)
     sections.append(HOW)
     doc.text = "\n\n".join(sections) + "\n"
     return doc
+
+
+def bd_anchor_measured(rows: pd.DataFrame, anchor: str) -> bool:
+    """The anchor has per-image rows here (by spec, or the only spec with that codec name)."""
+    ok = rows[rows["status"] == "ok"]
+    return bool((ok["codec"] == anchor).any() or ok.loc[ok["codec"].str.split(":").str[0] == anchor, "codec"].nunique() == 1)
 
 
 HOW = """## How these numbers were computed
@@ -87,17 +199,24 @@ HOW = """## How these numbers were computed
 - Rate: bpp = 8 x (bytes of the whole file or bitstream, headers included) / (width x height of the
   original image). Distortion: on the 8-bit RGB decoded image against the original, in float64.
   PSNR-RGB: MSE over all pixels and channels, peak 255. MS-SSIM: pytorch-msssim's conventions
-  (Gaussian 11-tap window, sigma 1.5, 5 scales, standard weights), per channel then averaged;
-  MS-SSIM (dB) = -10 log10(1 - MS-SSIM), averaged per image.
-- Curves: for each codec and quality, the mean over images of per-image bpp and per-image metric
-  values. Points that not every image reached (failed items) are left out of BD.
+  (Gaussian 11-tap window, sigma 1.5, 5 scales, standard weights), per channel then averaged.
+- Curves: one per (dataset, image set, codec spec, codec version); two versions of a codec are two
+  curves, never one average. For each quality, the mean over the curve's images of per-image bpp
+  and metric values. A curve's image set is every image it measured (digest: SHA-256 of the sorted
+  pixel SHA-256s); points that not every image reached (failed items) are left out of BD.
+- MS-SSIM in dB, two conventions: `ms_ssim_db` is the mean of per-image -10 log10(1 - MS-SSIM);
+  `ms_ssim_db_of_mean` is -10 log10(1 - mean MS-SSIM), CompressAI's convention and the published
+  curves'. A comparison with a curve that has only the latter uses the latter on both sides; each
+  table names its metric column and convention.
 - BD-rate: log10(bpp) interpolated as a function of quality for anchor and test, integrated
   exactly over the quality interval both cover; 100 x (10^mean difference - 1). BD-metric: quality
   as a function of log10(bpp), mean difference over the shared log-rate interval. Interpolation
   as named (pchip: piecewise cubic Hermite, as in current CTCs; cubic: VCEG-M33 polynomial;
-  akima). These agree with the `bjontegaard` package to within 0.01 points (tested).
+  akima). These agree with the `bjontegaard` package to within 0.01 points (tested). Only curves
+  over the same image set are compared (unless the report says otherwise above).
 - "published" curves are CompressAI's published Kodak results (see rdbench/reference/SOURCE.md),
-  not measured here: other library versions, and their MS-SSIM dB is from the mean linear MS-SSIM.
-  Metrics of measured curves were computed on 8-bit decoded images.
-- Files: `curves.csv` (all curves), `curves-compressai.json` (measured curves in CompressAI's JSON
-  layout), `bd-*.csv` (tables above), `rd-*.png|svg`, `bd-*.png` (plots)."""
+  not measured here: other library versions, means over Kodak's 24 images; they are compared only
+  with curves over those 24 images. Metrics of measured curves were computed on 8-bit decoded images.
+- Files: `curves.csv` (all curves), `compressai-json/*.json` (each measured curve as a CompressAI
+  result file, which `rdbench bdrate` and `python -m compressai.utils.plot` read), `bd-*.csv`
+  (tables above), `rd-*.png|svg`, `bd-*.png` (plots)."""

@@ -1,9 +1,10 @@
 """Every column rdbench writes: one table of name, type, unit and label.
 
 A result row (results.csv) has one column per measured or identifying quantity, in the order of
-RESULT_COLUMNS; a curve (curves.csv, analysis/curves.py) aggregates rows per (dataset, codec,
-quality) into CURVE_COLUMNS. The store, the curves, the plots, the report and the command line
-all read these tuples; no other module keeps a list of column names or labels.
+RESULT_COLUMNS; a curve (curves.csv, analysis/curves.py) aggregates rows per curve identity
+(dataset, image set, codec, codec version; CURVE_IDENTITY) and quality into CURVE_COLUMNS. The
+store, the curves, the plots, the report and the command line all read these tuples; no other
+module keeps a list of column names or labels.
 
 `label` is what an axis or a table heading shows (unit included), `title` the short name used in
 prose ("BD versus bpg: PSNR-RGB"). `dtype` is the logical type: "str" columns are read as text
@@ -53,10 +54,16 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("psnr_rgb", "float", "dB", "PSNR RGB (dB)", "PSNR over all pixels and the three channels, peak 255",
            kind="distortion", title="PSNR-RGB"),
     Column("psnr_y", "float", "dB", "PSNR Y (dB)", "PSNR of BT.601 luma", kind="distortion", title="PSNR-Y"),
+    Column("psnr_ycbcr", "float", "dB", "PSNR YCbCr (dB)", "(6 PSNR_Y + PSNR_Cb + PSNR_Cr) / 8 on BT.709 full-range "
+           "YCbCr, peak 255 (JPEG AI's and MPEG's weighting)", kind="distortion", title="PSNR-YCbCr"),
     Column("ms_ssim", "float", "", "MS-SSIM", "MS-SSIM (linear, 0..1), per channel then averaged", kind="distortion"),
-    Column("ms_ssim_db", "float", "dB", "MS-SSIM (dB)", "-10 log10(1 - MS-SSIM)", kind="distortion"),
+    Column("ms_ssim_db", "float", "dB", "MS-SSIM (dB)", "-10 log10(1 - MS-SSIM); on a curve, the mean of "
+           "per-image dB values (see ms_ssim_db_of_mean)", kind="distortion"),
     Column("enc_s", "float", "s", "encode time (s)", "wall-clock seconds of the codec's encode call", kind="time"),
     Column("dec_s", "float", "s", "decode time (s)", "wall-clock seconds of the codec's decode call", kind="time"),
+    Column("setup_s", "float", "s", "setup time (s)", "seconds the worker spent loading and warming up the codec "
+           "(untimed in enc_s and dec_s) just before this item: on its first item of the codec, and of each further "
+           "model of a learned codec, in each worker; empty otherwise"),
     Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
     Column("error", "str", "", "error", "what failed, for an error row"),
     Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),
@@ -68,9 +75,19 @@ RESULT_COLUMNS: tuple[Column, ...] = (
 CURVE_ONLY_COLUMNS: tuple[Column, ...] = (
     Column("source", "str", "", "source", "'measured', 'published: ...' or 'file: ...'"),
     Column("n_images", "int", "", "images", "images the point averages"),
-    Column("complete", "bool", "", "complete", "every image of the codec's most complete point reached this one "
+    Column("complete", "bool", "", "complete", "every image of the curve's image set reached this point "
            "(incomplete points are left out of BD)"),
     Column("weighting", "str", "", "weighting", "'mean' of per-image values, or 'pixels'-weighted"),
+    Column("image_set", "str", "", "image set", "SHA-256 of the curve's images' pixel SHA-256s (hex, sorted, one per "
+           "line); with image_set_size, the identity of the images a curve was measured on"),
+    Column("image_set_size", "int", "", "images in set", "images in the curve's image set"),
+    Column("label", "str", "", "curve", "the curve's name in legends and tables: the codec spec, with its version in "
+           "brackets when the table holds several versions of that spec"),
+    Column("ms_ssim_db_of_mean", "float", "dB", "MS-SSIM (dB of mean)", "-10 log10(1 - mean MS-SSIM): the dB of the "
+           "averaged linear MS-SSIM (CompressAI's and the published curves' convention); ms_ssim_db of a curve is the "
+           "mean of per-image dB values instead", kind="distortion", title="MS-SSIM (dB of mean)"),
+    Column("conventions", "str", "", "conventions", "how the curve's distortion values were averaged (which MS-SSIM "
+           "dB convention its columns hold)"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in (*RESULT_COLUMNS, *CURVE_ONLY_COLUMNS)}
@@ -83,11 +100,15 @@ def _names(kind: str) -> tuple[str, ...]:
 RESULT_NAMES = tuple(c.name for c in RESULT_COLUMNS)  # the header of results.csv, in order
 KEY = _names("key")  # a row's identity in the store: (image_sha256, codec, codec_version, quality)
 TEXT_COLUMNS = tuple(c.name for c in RESULT_COLUMNS if c.dtype == "str")
-METRICS = _names("distortion")  # psnr_rgb, psnr_y, ms_ssim, ms_ssim_db
+METRICS = _names("distortion")  # psnr_rgb, psnr_y, psnr_ycbcr, ms_ssim, ms_ssim_db
 DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")  # BD-metric differences are in dB
 TIMES = _names("time")  # enc_s, dec_s
 HEADLINE_METRICS = ("psnr_rgb", "ms_ssim_db")  # what reports, plots and the ablation show by default
-CURVE_COLUMNS = ("dataset", "codec", "source", "quality", "n_images", "complete", "bpp", *METRICS, *TIMES, "weighting")
+CURVE_IDENTITY = ("dataset", "image_set", "codec", "codec_version", "source")  # one curve; nothing groups by fewer
+CURVE_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what a curve has per point
+CURVE_DB_METRICS = (*DB_METRICS, "ms_ssim_db_of_mean")  # what BD can be computed on
+CURVE_COLUMNS = ("dataset", "image_set", "image_set_size", "codec", "codec_version", "label", "source", "quality",
+                 "n_images", "complete", "bpp", *CURVE_METRICS, *TIMES, "weighting", "conventions")
 
 
 def label(name: str) -> str:
