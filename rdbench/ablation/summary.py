@@ -198,11 +198,18 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
 
     questions = paper_questions(config, table, published)
     doc.tables["ablation_questions.csv"] = questions
-    doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes)
+    timing = []
+    ok = rows[rows["status"] == "ok"] if len(rows) else rows
+    if len(ok) and ("setup_s" not in ok or ok["setup_s"].isna().all()):
+        # rows from before rdbench warmed codecs up: each worker's first item of a cell paid its start-up
+        timing.append("enc/dec times of these rows were measured before rdbench warmed each codec up in each "
+                      "worker (no setup_s): the first item of each cell in each worker includes model loading, "
+                      "so enc s/image is biased upwards by about (start-up s x workers) / items per cell.")
+    doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes, timing)
     return doc
 
 
-def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=()) -> str:
+def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=(), timing=()) -> str:
     """ablation.md: the scale of the run first, then each metric's table and plots, the questions, the columns."""
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
@@ -222,6 +229,7 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         f"- Evaluation: {config.dataset}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
         "(bpp counts every byte). Times are per image on this machine, one worker thread each.",
         *(f"- Left out: {note}" for note in notes),
+        *(f"- Timing: {note}" for note in timing),
         "",
     ]
     for metric, result, bpg_source in sections:
