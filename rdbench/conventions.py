@@ -36,3 +36,40 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def exit_with(pid: int) -> None:
+    """Exit this (worker) process as soon as process `pid` (the run that started it) is gone.
+
+    Called first thing in every pool worker rdbench starts: a run killed from outside (SIGKILL,
+    the OOM killer, a closed terminal) must not leave workers measuring or training on their own.
+    The parent-death signal cannot do it for forkserver workers: their parent is the fork server,
+    which lives as long as any worker does. So a daemon thread waits on a pidfd of the run (Linux
+    5.3+), or polls it once a second elsewhere, and ends the process when the run has ended."""
+    import threading
+
+    def watch() -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            os._exit(1)
+        except (AttributeError, OSError):
+            fd = None
+        if fd is not None:
+            import select
+
+            select.select([fd], [], [])
+        else:
+            import time
+
+            while True:
+                time.sleep(1.0)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+        os._exit(1)
+
+    threading.Thread(target=watch, name="rdbench-exit-with-run", daemon=True).start()

@@ -137,3 +137,57 @@ def test_cli_and_import_stay_light():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
     helped = subprocess.run(RDBENCH + ["run", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--codec" in helped.stdout
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, grandchildren, ...), from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_workers_die_with_a_killed_run(kodak_dir, tmp_path):
+    """SIGKILL to the run alone (not its group, as the OOM killer does): no worker goes on measuring.
+    (Forkserver workers hold the fork server alive, so the parent-death signal alone would not do.)"""
+    out = tmp_path / "out"
+    cmd = RDBENCH + ["run", "--codec", "jpeg2000,webp:method=6", "--max-images", "6", "--out", str(out),
+                     "--no-progress", "--no-report", "--workers", "2"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "RDBENCH_KODAK": str(kodak_dir)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out / "results.csv").exists():
+        time.sleep(0.02)
+    workers = set()
+    while time.monotonic() < deadline and len(workers) < 4:  # resource tracker, fork server, 2 workers
+        workers = _descendants(proc.pid)
+        time.sleep(0.05)
+    assert proc.poll() is None and len(workers) >= 4
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.05)
+    left = [p for p in workers if _alive(p)]
+    for p in left:
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"{len(left)} worker process(es) outlived the killed run"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +74,26 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
     return str(path)
 
 
-def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "cpu", log=None) -> list[str]:
-    """Train (or resume) every cell; cells already at the configured steps are skipped."""
+def _train_cell(job: TrainJob, config: AblationConfig) -> tuple[str, str | None]:
+    """(checkpoint path, None) or (path, why it failed): a training cell as an Executor job, which
+    never raises (the Executor contract). Rerun after its worker was lost, it resumes from the last
+    checkpoint its predecessor wrote (every `checkpoint_every` steps, on shared storage)."""
+    try:
+        return _train_one(job, config), None
+    except Exception as exc:
+        return job.path, f"{type(exc).__name__}: {exc}"
+
+
+def _cell_crashed(job: TrainJob) -> tuple[str, str | None]:
+    return job.path, "its worker died every time it was run (out of memory? a node failing?)"
+
+
+def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "cpu", log=None,
+              executor=None) -> list[str]:
+    """Train (or resume) every cell; cells already at the configured steps are skipped.
+
+    `executor` (a bench Executor, e.g. a DaskExecutor whose tasks ask for GPU=1) trains each cell
+    as one task wherever it runs; the checkpoints must be on storage its workers share."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     pending = []
     for job in train_jobs(config, out, jobs, device):
@@ -87,6 +105,20 @@ def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "c
     if not pending:
         return []
     done = []
+    if executor is not None:
+        from functools import partial
+
+        failures = []
+        for job, (path, error) in executor.run(partial(_train_cell, config=config), pending, on_crash=_cell_crashed):
+            if error:
+                failures.append(f"{job.cell.name}: {error}")
+                log(f"FAILED {job.cell.name}: {error}")
+            else:
+                done.append(path)
+                log(f"trained {path}")
+        if failures:
+            raise RuntimeError("training failed for " + "; ".join(failures))
+        return done
     if jobs <= 1:
         for job in pending:
             done.append(_train_one(job, config))
@@ -94,7 +126,10 @@ def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "c
         return done
     import multiprocessing
 
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    from rdbench.bench.executor import worker_pool
+
+    # spawn: a clean interpreter per trainer (torch threads are set per job); workers die with this process
+    with worker_pool(jobs, multiprocessing.get_context("spawn"), single_thread=False) as pool:
         futures = {pool.submit(_train_one, job, config): job for job in pending}
         failures = []
         for future in as_completed(futures):

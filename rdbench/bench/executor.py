@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
-from rdbench.conventions import usable_cores
+from rdbench.conventions import exit_with, usable_cores
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -31,10 +33,31 @@ def default_workers() -> int:
     return usable_cores()
 
 
-def _init_worker() -> None:
-    # one thread per worker: parallelism comes from the processes
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+def _init_worker(single_thread: bool, run_pid: int) -> None:
+    exit_with(run_pid)
+    # Ctrl-C reaches the whole process group: only the parent acts on it (it stores what is done
+    # and stops the workers); a worker interrupted mid-item would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if single_thread:  # one thread per worker: parallelism comes from the processes
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+
+
+@contextmanager
+def worker_pool(workers: int, context=None, single_thread: bool = True) -> Iterator[ProcessPoolExecutor]:
+    """A process pool that, when the caller stops early (Ctrl-C, an error, the generator closed),
+    terminates its workers at once: ProcessPoolExecutor's own exit waits for them, which can hang
+    for ever once they were interrupted too (seen: a run stuck after Ctrl-C in shutdown's join)."""
+    context = context or multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(single_thread, os.getpid()))
+    try:
+        yield pool
+    except BaseException:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 class Executor(Protocol):
@@ -84,10 +107,9 @@ class LocalExecutor:
             return
         pending = list(reversed(jobs))
         suspects: list = []  # jobs in flight at a crash: each is rerun alone, so blame is certain
-        context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
         while pending or suspects:
             alone = bool(suspects)
-            with ProcessPoolExecutor(1 if alone else self.workers, mp_context=context, initializer=_init_worker) as pool:
+            with worker_pool(1 if alone else self.workers) as pool:
                 if alone:
                     job = suspects.pop()
                     try:
