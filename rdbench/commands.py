@@ -17,6 +17,7 @@ from rdbench import __version__
 
 EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
 EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
+EXIT_CLUSTER = 4  # the Dask scheduler could not be reached or was lost (rows received are stored)
 # `rdbench run` without --out writes DEFAULT_RESULTS_DIR/<dataset> under the current folder: never
 # the shipped, tracked results/ of a checkout (.gitignore lists it).
 DEFAULT_RESULTS_DIR = "rdbench-results"
@@ -37,11 +38,39 @@ def _on_cuda(spec: str) -> str:
     return spec + ("," if parsed.options else ":") + "device=cuda"
 
 
+def dask_executor(args):
+    """None (the local process pool) unless --scheduler or --cluster asks for a Dask cluster."""
+    if not (getattr(args, "scheduler", None) or getattr(args, "cluster", None)):
+        return None
+    if args.scheduler and args.cluster:
+        raise ValueError("--scheduler and --cluster exclude each other: use a running cluster, or start one")
+    if args.cluster == "slurm" and not args.cluster_config:
+        raise ValueError("--cluster slurm needs --cluster-config FILE (example: rdbench/_cluster_examples/slurm.toml)")
+    resources = {}
+    for text in args.resources or []:
+        name, _, amount = text.partition("=")
+        try:
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            raise ValueError(f"--resources {text!r}: expected NAME=N, e.g. GPU=1") from None
+    try:
+        from rdbench.bench.dask_executor import DaskExecutor, load_cluster_config, slurm_cluster
+    except ImportError as exc:
+        raise ValueError(f"--scheduler/--cluster need Dask: pip install 'rdbench[dask]' ({exc})") from None
+    options = dict(batch_size=args.batch_size, resources=resources)
+    if args.scheduler:
+        return DaskExecutor(args.scheduler, **options)
+    if args.cluster == "slurm":
+        config = load_cluster_config(args.cluster_config)
+        return DaskExecutor(cluster=slurm_cluster(config), wait_for_workers=1, **options)
+    return DaskExecutor(n_workers=args.workers, **options)
+
+
 def cmd_run(args) -> int:
     from rdbench.codecs.base import canonical_quality, split_spec_list
     from rdbench.data.datasets import resolve_dataset
     from rdbench.bench.measure import Settings
-    from rdbench.bench.runner import default_codec_specs, load_codecs, run
+    from rdbench.bench.runner import default_codec_specs, fetch_zoo_weights, load_codecs, run
 
     dataset = resolve_dataset(args.dataset)
     if args.max_images:
@@ -51,14 +80,23 @@ def cmd_run(args) -> int:
         specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
     qualities = [canonical_quality(q) for q in _split(args.quality)] or None
+    for codec in codecs:  # out-of-range qualities stop the run before any work (exit 2)
+        for q in qualities or []:
+            codec.check_quality(q)
+    fetch_zoo_weights(codecs, qualities)
     out = args.out or str(Path(DEFAULT_RESULTS_DIR) / dataset.name)
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
     settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
-    summary = run(
-        dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
-        retry_failed=args.retry_failed, progress=not args.no_progress, argv=sys.argv,
-    )
+    executor = dask_executor(args)
+    try:
+        summary = run(
+            dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
+            retry_failed=args.retry_failed, progress=not args.no_progress, argv=sys.argv, executor=executor,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
     print(
         f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored "
         f"-> {summary.out_dir}/results.csv ({summary.elapsed_s:.1f} s)",
@@ -177,14 +215,16 @@ def write_report(inputs: Inputs, out, anchor: str = "bpg", method: str = "pchip"
                  common_images: bool = False, allow_mismatched_reference: bool = False):
     """The report on these inputs into OUT, with the published curves it names and the runs.jsonl of
     the inputs loaded here."""
-    from rdbench.analysis.published import anchor_if_unmeasured, published
+    from rdbench.analysis.published import PUBLISHED_ALIASES, anchor_if_unmeasured, published
     from rdbench.analysis.report import write_document
     from rdbench.analysis.summary import DEFAULT_REFERENCES, report_document
     from rdbench.conventions import utc_now
 
     document = report_document(
         inputs.rows, inputs.curves, anchor, method,
-        references=[published(n) for n in (references or DEFAULT_REFERENCES)],
+        # --reference adds to the default references, each curve once (an alias and its file stem are one)
+        references=[published(n) for n in dict.fromkeys(PUBLISHED_ALIASES.get(n, n)
+                                                        for n in [*DEFAULT_REFERENCES, *(references or [])])],
         published_anchor=anchor_if_unmeasured(inputs.curves, anchor),
         made_at=utc_now(), command=relative_command(sys.argv), runs=read_runs(inputs.paths), notes=inputs.notes,
         images=inputs.images, common_images=common_images, allow_mismatched_reference=allow_mismatched_reference,
@@ -199,7 +239,7 @@ BD_SHOWN = ["label", "bd_rate_pct", "bd_metric", "overlap", "n_points", "n_image
 def cmd_bdrate(args) -> int:
     import pandas as pd
 
-    from rdbench.analysis.document import markdown_table
+    from rdbench.analysis.document import bd_terminal_lines, markdown_table
     from rdbench.analysis.published import anchor_if_unmeasured, with_references
     from rdbench.analysis.report import write_csv, write_text
     from rdbench.analysis.per_image import bd_table_per_image
@@ -225,6 +265,9 @@ def cmd_bdrate(args) -> int:
         conventions = "; ".join(dict.fromkeys(f"{m}: {c}" for m, c in zip(part["metric"], part["convention"])))
         print(f"{dataset}: BD versus {first['anchor']} ({first['anchor_source']}; version {first['anchor_version']}), "
               f"{first['mode']}, method {first['method']}; {conventions}")
+        if not args.wide:
+            print("\n".join(bd_terminal_lines(part)) + "\n")
+            continue
         shown = [c for c in BD_SHOWN if c in part and not (c in ("error", "dropped") and not part[c].astype(bool).any())
                  and not (c == "images" and part[c].astype(str).str.startswith("same").all())]
         print(part[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
@@ -263,6 +306,11 @@ def cmd_plot(args) -> int:
                       f"{int(ref['image_set_size'].iloc[0])} images): not on the {dataset} plots "
                       "(--allow-mismatched-reference shows it, labelled)", file=sys.stderr)
         suffix = f"-{file_stem(dataset)}" if len(datasets) > 1 else ""
+        names = set(shown["label"].astype(str)) | set(shown["codec"].astype(str))
+        unknown = [c for c in _split(args.codec) if c not in names]
+        if unknown:
+            raise ValueError(f"--codec {', '.join(unknown)}: no such curve on {dataset}; curves: "
+                             + ", ".join(dict.fromkeys(shown["label"].astype(str))))
         for metric in args.metric or HEADLINE_METRICS:
             for _, curve in curve_groups(shown):
                 if curve[metric].isna().all():
@@ -270,7 +318,8 @@ def cmd_plot(args) -> int:
                           + (" (its MS-SSIM dB is the dB of the mean: --metric ms_ssim_db_of_mean)"
                              if metric == "ms_ssim_db" and curve["ms_ssim_db_of_mean"].notna().any() else ""),
                           file=sys.stderr)
-            fig = rd_figure(shown, metric, f"{dataset}" if len(datasets) > 1 else "")
+            fig = rd_figure(shown, metric, args.title or "", codecs=_split(args.codec) or None,
+                            log_rate=args.log_rate, xlim=args.xlim, ylim=args.ylim)
             for ext in args.format.split(","):
                 print(write_figure(fig, out / f"rd-{metric}{suffix}.{ext}", dpi=130))
     return 0
@@ -287,10 +336,14 @@ def cmd_report(args) -> int:
 
 def cmd_codecs(args) -> int:
     from rdbench.codecs import available
+    from rdbench.codecs.registry import NEEDS_OPTION
 
     rows = available()
     width = max(len(name) for name, _, _ in rows)
     for name, codec, problem in rows:
+        if problem and problem.startswith(NEEDS_OPTION):
+            print(f"{name:<{width}}  available; {problem}")
+            continue
         if problem:
             print(f"{name:<{width}}  unavailable: {problem}")
             continue
@@ -298,12 +351,31 @@ def cmd_codecs(args) -> int:
         print(f"{name:<{width}}  {codec.version}")
         print(f"{'':<{width}}  {codec.description}")
         print(f"{'':<{width}}  {codec.quality_name}: {ladder}")
+        weights = _zoo_weights_line(name, codec)
+        if weights:
+            print(f"{'':<{width}}  {weights}")
         if codec.options:
             opts = "; ".join(
                 f"{k}={'|'.join(o.choices) if o.choices else '...'} (default {o.default})" for k, o in codec.options.items()
             )
             print(f"{'':<{width}}  options: {opts}")
     return 0
+
+
+def _zoo_weights_line(name: str, codec) -> str:
+    """For a CompressAI zoo codec, how many of its weight files are cached (none is downloaded here)."""
+    from rdbench.codecs.zoo import ARCHITECTURES, weights_dir, weights_url
+
+    if name not in ARCHITECTURES:
+        return ""
+    try:
+        urls = [weights_url(name, codec.opts["metric"], q) for q in codec.qualities]
+    except ValueError:
+        return ""
+    cached = sum((weights_dir() / u.rsplit("/", 1)[1]).is_file() for u in urls)
+    host = urls[0].split("/")[2] if "//" in urls[0] else urls[0]
+    return (f"weights: {cached} of {len(urls)} cached in {weights_dir()}" + ("" if cached == len(urls) else
+            f"; the rest are downloaded from {host} when a run needs them (checked before any work)"))
 
 
 def _progress_printer():
@@ -322,21 +394,47 @@ def _progress_printer():
     return show
 
 
+def _require_learned(command: str) -> None:
+    """Stop a torch-only command with the install hint (rather than an import traceback)."""
+    from rdbench.codecs.base import CodecUnavailable
+    from rdbench.codecs.registry import missing_learned_packages
+
+    missing = missing_learned_packages()
+    if missing:
+        raise CodecUnavailable(f"rdbench {command} needs {', '.join(missing)}: pip install 'rdbench[learned]'")
+
+
+def _deprecated(args, renames) -> None:
+    """Old option spellings still work, with a note: (old dest, new dest, old option, new option)."""
+    for old_dest, new_dest, old, new in renames:
+        value = getattr(args, old_dest, None)
+        if value is not None:
+            print(f"rdbench: {old} is deprecated: use {new}", file=sys.stderr)
+            setattr(args, new_dest, value)
+
+
 def cmd_train(args) -> int:
+    from rdbench.learned.config import QUALITY_LAMBDAS, QUALITY_LAMBDAS_MS_SSIM, ModelConfig  # no torch
+
+    _require_learned("train")
+    _deprecated(args, [("k_deprecated", "k", "--k", "--context-size"), ("K_deprecated", "K", "--K", "--mixtures"),
+                       ("loss_deprecated", "loss", "--metric", "--loss")])
+    if args.lambda_index_deprecated:
+        print("rdbench: --quality is deprecated in train: use --lambda-index", file=sys.stderr)
+        args.lambda_index = (args.lambda_index or []) + args.lambda_index_deprecated
+    ladder = QUALITY_LAMBDAS if args.loss == "mse" else QUALITY_LAMBDAS_MS_SSIM
+    lambdas = [float(x) for x in _split(args.lmbda)]
+    for q in _split(args.lambda_index):
+        if not q.isdigit() or not 1 <= int(q) <= len(ladder):
+            raise ValueError(f"--lambda-index {q}: expected 1..{len(ladder)}")
+        lambdas.append(ladder[int(q) - 1])
+    if not lambdas:
+        raise ValueError("give --lambda or --lambda-index (several of either make a variable-rate model)")
     import torch
 
-    from rdbench.learned.config import QUALITY_LAMBDAS, QUALITY_LAMBDAS_MS_SSIM, ModelConfig
     from rdbench.data.images import rgb_pixels
     from rdbench.learned.train import TrainingError, TrainOptions, train
 
-    ladder = QUALITY_LAMBDAS if args.metric == "mse" else QUALITY_LAMBDAS_MS_SSIM
-    lambdas = [float(x) for x in _split(args.lmbda)]
-    for q in _split(args.quality):
-        if not 1 <= int(q) <= len(ladder):
-            raise ValueError(f"--quality {q}: expected 1..{len(ladder)}")
-        lambdas.append(ladder[int(q) - 1])
-    if not lambdas:
-        raise ValueError("give --lambda or --quality (several of either make a variable-rate model)")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -344,7 +442,7 @@ def cmd_train(args) -> int:
     config = ModelConfig(args.variant, args.N, args.M, args.k, args.K, tuple(lambdas))
     opts = TrainOptions(
         config=config, data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
-        lr=args.lr, metric=args.metric, downscale=args.downscale, seed=args.seed, device=args.device,
+        lr=args.lr, metric=args.loss, downscale=args.downscale, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=args.resume,
     )
     try:
@@ -357,6 +455,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
+    _require_learned("export")
     from rdbench.learned.checkpoint import export_rate
 
     config = export_rate(args.checkpoint, args.rate - 1, args.out)
@@ -365,6 +464,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_ablate(args) -> int:
+    if not args.summary_only:  # --summary-only reads stored rows: no torch needed
+        _require_learned("ablate")
     from pathlib import Path
 
     from rdbench.ablation import config as ablation_config
@@ -380,12 +481,17 @@ def cmd_ablate(args) -> int:
     if args.summary_only:
         print(write_summary(config, out, " ".join(relative_command(["rdbench", *sys.argv[1:]]))))
         return 0
-    if not args.eval_only:
-        train_all(config, out, jobs=args.jobs, device=args.device)
-    if args.train_only:
-        return 0
-    summary = evaluate(config, out, workers=args.workers, device=args.device,
-                       max_images=args.max_images, progress=not args.no_progress)
+    executor = dask_executor(args)  # training cells and evaluation items on a Dask cluster
+    try:
+        if not args.eval_only:
+            train_all(config, out, jobs=args.jobs, device=args.device, executor=executor)
+        if args.train_only:
+            return 0
+        summary = evaluate(config, out, workers=args.workers, device=args.device,
+                           max_images=args.max_images, progress=not args.no_progress, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     print(f"{summary.ok} measured, {summary.failed} failed, {summary.skipped} already stored", file=sys.stderr)
     print(write_summary(config, out, " ".join(relative_command(["rdbench", *sys.argv[1:]]))))
     return EXIT_ITEMS_FAILED if summary.failed else 0

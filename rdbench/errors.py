@@ -27,3 +27,9 @@ class ImageError(RdbenchError, ValueError):
 
 class DatasetError(RdbenchError, RuntimeError):
     """A dataset that cannot be used: folder missing, file failing verification, download failed."""
+
+
+class ClusterError(RdbenchError, RuntimeError):
+    """A Dask cluster that cannot be reached or was lost mid-run; the message names its address.
+
+    Every row computed before the loss is stored: the same command run again completes the grid."""

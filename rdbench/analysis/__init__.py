@@ -9,3 +9,7 @@ Everything but `published` and `report` takes DataFrames and returns DataFrames,
 Documents, and imports nothing of rdbench but analysis, bench.columns and the shared leaves
 (tests/test_layout.py checks both).
 """
+
+# The published curves every report shows beside the measured ones (`--reference` adds to them).
+# Here, in a module that imports nothing, so that the command line's help can name them cheaply.
+DEFAULT_REFERENCES = ("bpg", "mbt2018")

@@ -13,43 +13,130 @@ from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
 
 
-def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "") -> Figure:
-    """Quality versus bpp, one line per curve identity (its label in the legend); measured curves solid
-    with markers, published and file curves dashed. Curves without values of `metric` are left out."""
+# Curve styles: colour x marker x line style. tab10 has 10 colours and MARKERS 8 markers, so the
+# (colour, marker) pairs of the first 40 curves are all distinct (lcm(10, 8) = 40); the line style
+# changes every 10 curves as well, and published curves are dashed.
+COLOURS = tuple(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive",
+                                     "cyan"))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINE_STYLES = ("-", "-.", ":")
+
+
+def curve_style(index: int, published: bool) -> dict:
+    """The matplotlib style of the index-th curve of a figure: distinct for every index below 40."""
+    return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)],
+            "linestyle": "--" if published else LINE_STYLES[index // len(COLOURS) % len(LINE_STYLES)]}
+
+
+def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
+    """'<dataset>: <metric> vs bpp', naming the dataset(s) of the measured curves (never a fixed name)."""
+    measured = curve_table[curve_table["source"] == "measured"] if "source" in curve_table else curve_table
+    datasets = list(dict.fromkeys((measured if len(measured) else curve_table)["dataset"].astype(str)))
+    return f"{', '.join(datasets)}: {columns.title(metric)} vs bpp" if datasets else ""
+
+
+def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "", codecs=None,
+              log_rate: bool = False, xlim=None, ylim=None) -> Figure:
+    """Quality versus bpp, one line per curve identity (its label in the legend); each curve its own
+    colour x marker x line style (`curve_style`), published and file curves dashed. Curves without
+    values of `metric` are left out. A curve with the same points as an earlier one is drawn over
+    it with hollow, larger markers and "(same points as ...)" in its legend entry, so that both stay
+    visible. `codecs`: only curves whose codec or label is listed; `log_rate`: a log bpp axis;
+    `xlim` / `ylim`: (lo, hi) axis limits (None: automatic); `title`: default names the dataset."""
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
+    drawn: list[tuple[str, pd.DataFrame]] = []
+    index = 0
     for _, curve in curve_groups(curve_table):
         curve = curve.sort_values("bpp")
-        if curve[metric].isna().all():
+        label = str(curve["label"].iloc[0])
+        if curve[metric].isna().all() or (codecs and not {label, str(curve["codec"].iloc[0])} & set(codecs)):
             continue
-        is_published = curve["source"].iloc[0] != "measured"
-        ax.plot(curve["bpp"], curve[metric], linestyle="--" if is_published else "-",
-                marker="x" if is_published else "o", markersize=4, linewidth=1.2, label=curve["label"].iloc[0])
-    ax.set_xlabel(columns.label("bpp"))
+        points = curve[["bpp", metric]].dropna().round(9).reset_index(drop=True)
+        twin = next((name for name, other in drawn if other.equals(points)), None)
+        style = curve_style(index, curve["source"].iloc[0] != "measured")
+        if twin is not None:
+            label += f" (same points as {twin})"
+            style.update(markersize=9, markerfacecolor="none", markeredgewidth=1.3, linewidth=0.9)
+        ax.plot(curve["bpp"], curve[metric], **{"markersize": 4, "linewidth": 1.2, **style}, label=label,
+                zorder=3 if twin else 2)
+        drawn.append((label, points))
+        index += 1
+    if log_rate:
+        ax.set_xscale("log")
+    if xlim:
+        ax.set_xlim(*xlim)
+    if ylim:
+        ax.set_ylim(*ylim)
+    ax.set_xlabel(columns.label("bpp") + (" (log scale)" if log_rate else ""))
     ax.set_ylabel(columns.label(metric))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
+    ax.grid(True, alpha=0.3, which="both" if log_rate else "major")
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"no curve has {columns.label(metric)} values", transform=ax.transAxes, ha="center")
+    ax.set_title(_wrapped(title or _default_title(curve_table, metric)), fontsize=11)
     return fig
 
 
+def _wrapped(text: str, width: int = 70) -> str:
+    """A title folded onto lines of at most `width` characters, so that it never runs off the figure."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) if text else ""
+
+
+def _figure_title(fig: Figure, title: str) -> None:
+    """A wrapped title centred on the figure (not on axes pushed right by long tick labels), so
+    that constrained layout keeps it whole."""
+    if title:
+        fig.suptitle(_wrapped(title, 80), fontsize=11)
+
+
 def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
-    """BD-rate of each codec versus the anchor (negative is better), with intervals where known."""
+    """BD-rate of each codec versus the anchor (negative is better), with intervals where known.
+
+    The value labels sit past each bar's end inside the axes (the x range is padded for them), so
+    negative labels never cover the tick labels; a long title wraps. When no BD-rate could be
+    computed, the figure says so and lists why, rather than drawing empty axes."""
+    has_values = "bd_rate_pct" in table and table["bd_rate_pct"].notna().any()
+    names = table["label"] if "label" in table else table.get("codec", pd.Series(dtype=str))
+    if not has_values:
+        fig = Figure(figsize=(7, 2.5), layout="constrained")
+        ax = fig.subplots()
+        ax.set_axis_off()
+        reasons = [f"{n}: {e}" for n, e in zip(names, table.get("error", [""] * len(table))) if isinstance(e, str) and e]
+        if len(reasons) > 6:
+            reasons = [*reasons[:6], f"... and {len(reasons) - 6} more"]
+        text = "no BD-rate could be computed" + ("\n\n" + "\n".join(_wrapped(r, 90) for r in reasons) if reasons
+                                                 else " (no curve to compare with the anchor)")
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, transform=ax.transAxes)
+        _figure_title(fig, title)
+        return fig
     table = table.dropna(subset=["bd_rate_pct"]).sort_values("bd_rate_pct")
-    fig = Figure(figsize=(7, 0.45 * len(table) + 1.5), layout="constrained")
+    labels = table["label"] if "label" in table else table["codec"]
+    fig = Figure(figsize=(7, 0.45 * len(table) + 1.8), layout="constrained")
     ax = fig.subplots()
     errors = None
+    values = table["bd_rate_pct"].to_numpy()
+    lo_end, hi_end = values.copy(), values.copy()
     if {"ci95_lo", "ci95_hi"} <= set(table.columns):
         errors = [table["bd_rate_pct"] - table["ci95_lo"], table["ci95_hi"] - table["bd_rate_pct"]]
-    ax.barh(table["label"] if "label" in table else table["codec"], table["bd_rate_pct"], xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in table["bd_rate_pct"]])
-    for y, value in enumerate(table["bd_rate_pct"]):
-        ax.annotate(f"{value:+.1f}%", (value, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
+        lo_end, hi_end = table["ci95_lo"].fillna(table["bd_rate_pct"]).to_numpy(), table["ci95_hi"].fillna(
+            table["bd_rate_pct"]).to_numpy()
+    ax.barh(range(len(table)), values, xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in values])
+    ax.set_yticks(range(len(table)), labels)
+    for y, value in enumerate(values):
+        end = hi_end[y] if value >= 0 else lo_end[y]
+        ax.annotate(f"{value:+.1f}%", (end, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
                     ha="left" if value >= 0 else "right", va="center", fontsize=8)
+    left, right = min(0.0, float(lo_end.min())), max(0.0, float(hi_end.max()))
+    pad = 0.18 * max(right - left, 1e-9)  # room for the labels, inside the axes
+    ax.set_xlim(left - (pad if left < 0 else 0.02 * pad), right + (pad if right > 0 else 0.02 * pad))
     ax.axvline(0, color="black", linewidth=0.8)
-    anchor = table["anchor"].iloc[0] if len(table) else ""
-    ax.set_xlabel(f"BD-rate vs {anchor} (%)  [negative: fewer bits at equal quality]")
-    ax.set_title(title)
+    anchor = table["anchor"].iloc[0] if "anchor" in table else ""
+    ax.set_xlabel(f"BD-rate vs {anchor} (%)\nnegative: fewer bits at equal quality")
+    _figure_title(fig, title)
     return fig
 
 
@@ -61,11 +148,16 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     codecs = sorted(data["codec"].unique(), key=lambda c: data.loc[data.codec == c, "bd_rate_pct"].median())
     fig = Figure(figsize=(7, 0.5 * len(codecs) + 1.5), layout="constrained")
     ax = fig.subplots()
+    if not codecs:  # only the anchor, or every per-image BD failed
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, "no per-image BD-rate could be computed", ha="center", va="center", transform=ax.transAxes)
+        _figure_title(fig, title)
+        return fig
     values = [data.loc[data.codec == c, "bd_rate_pct"].to_numpy() for c in codecs]
-    ax.boxplot(values, vert=False, tick_labels=codecs, showfliers=False)
+    ax.boxplot(values, orientation="horizontal", tick_labels=codecs, showfliers=False)
     for i, v in enumerate(values, start=1):
         ax.scatter(v, [i] * len(v), s=8, alpha=0.6, color="tab:blue")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("per-image BD-rate (%)")
-    ax.set_title(title)
+    _figure_title(fig, title)
     return fig

@@ -37,8 +37,14 @@ def write_json(value, path: str | Path) -> Path:
 
 
 def write_figure(figure: Figure, path: str | Path, dpi: int = 130) -> Path:
-    """A figure in the format of the path's extension (png, svg, pdf)."""
-    figure.savefig(path, dpi=dpi)
+    """A figure in the format of the path's extension (png, svg, pdf); the same figure gives the same
+    bytes on every run (no date in SVG or PDF metadata, a fixed salt for SVG's element ids)."""
+    import matplotlib
+
+    fmt = Path(path).suffix.lstrip(".").lower()
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
+    with matplotlib.rc_context({"svg.hashsalt": "rdbench"}):
+        figure.savefig(path, dpi=dpi, metadata=metadata)
     return Path(path)
 
 
@@ -46,6 +52,8 @@ def write_document(document: Document, out_dir: str | Path) -> Path:
     """Every file of `document` into `out_dir` (created if needed); returns the Markdown page's path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name, text in document.pages.items():
+        write_text(text, out / name)
     for name in (*document.tables, *document.json, *document.figures):  # names may hold a folder (compressai-json/)
         (out / name).parent.mkdir(parents=True, exist_ok=True)
     for name, table in document.tables.items():

@@ -15,13 +15,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 from rdbench import __version__
+from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, markdown_table
+from rdbench.analysis.items import failed_items, headings, speed_table
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
 from rdbench.analysis.tables import bd_table, convention, section_metric
 from rdbench.bench.columns import HEADLINE_METRICS, title
 
-DEFAULT_REFERENCES = ("bpg", "mbt2018")  # published curves a report shows beside the measured ones
 BD_COLUMNS = ["label", "bd_rate_pct", "bd_metric", "overlap", "interval_lo", "interval_hi", "n_points", "n_images",
               "images", "error"]
 PER_IMAGE_COLUMNS = ["label", "bd_rate_pct", "std_pct", "ci95_lo", "ci95_hi", "n_images", "n_failed", "n_dropped",
@@ -146,6 +147,7 @@ def report_document(
                         "(paths relative to the folder the report was made from).\n\n"
                         + markdown_table(runs_table(runs), "{:.0f}"))
 
+    interactive = []  # the sections of report.html
     for dataset in datasets:
         here = curve_table[curve_table["dataset"] == dataset]
         table = add_curves(here, references_for(references, here, allow_mismatched_reference))
@@ -168,6 +170,9 @@ def report_document(
                     + (markdown_table(bd[BD_COLUMNS]) if len(bd) else "(no curve to compare)"))
             doc.add_figure(f"rd-{metric}{suffix}", rd_figure(table, used, f"{dataset}: {title(used)} vs bpp"),
                            ("png", "svg"), DPI)
+            interactive.append({"title": f"{dataset}: {title(used)} vs bpp", "curves": table, "metric": used,
+                                "bd": bd[BD_COLUMNS] if len(bd) else pd.DataFrame(columns=BD_COLUMNS),
+                                "rows": dataset_rows, "row_metric": metric})
             versus = bd["anchor"].iloc[0] if len(bd) else anchor
             bar = bd_bar_figure(bd, f"{dataset}: BD-rate ({title(used)}, {method}) vs {versus}")
             doc.add_figure(f"bd-{metric}{suffix}", bar, ("png",), DPI)
@@ -180,12 +185,44 @@ def report_document(
                 doc.add_figure(f"bd-per-image-{metric}{suffix}", figure, ("png",), DPI)
                 text += ("\n\nPer image, then averaged over images (standard deviation and 95% bootstrap interval over "
                          "images); an image that only one of the two codecs measured is left out and named in "
-                         "`dropped`:\n\n" + markdown_table(per[PER_IMAGE_COLUMNS])
+                         "`dropped`:\n\n" + (markdown_table(per[PER_IMAGE_COLUMNS]) if len(per) else "(no codec to compare)")
                          + f"\n\n![per-image BD-rate](bd-per-image-{metric}{suffix}.png)")
             sections.append(text)
+        if dataset_rows is not None:
+            sections += _items_sections(doc, dataset_rows, heading, suffix)
     sections.append(HOW)
+    if interactive:
+        from rdbench.analysis.html import PAGE, html_report
+
+        doc.pages[PAGE] = html_report(interactive, "rdbench report")
+        sections.insert(1, f"Interactive version (RD curves with hover and zoom, sortable BD tables, a per-image "
+                           f"view; self-contained, works offline): [{PAGE}]({PAGE}).")
     doc.text = "\n\n".join(sections) + "\n"
     return doc
+
+
+FAILED_SHOWN = 50  # failed items listed on the page; failed.csv holds every one
+
+
+def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str) -> list[str]:
+    """The speed table and the failed items of one dataset's rows (their CSVs added to `doc`)."""
+    speed = speed_table(rows)
+    doc.tables[f"speed{suffix}.csv"] = speed
+    text = (f"## {heading}Coding speed\n\nPer codec and version over its ok items: wall-clock seconds per image of "
+            "the encode and decode calls alone (see Timing in the README), and megapixels per second (pixels over "
+            "summed seconds). Single-core times, noisy on a busy machine: compare codecs of one run.\n\n"
+            + (markdown_table(headings(speed.drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
+    failed = failed_items(rows)
+    if len(failed):
+        doc.tables[f"failed{suffix}.csv"] = failed
+        shown = failed.head(FAILED_SHOWN).drop(columns="dataset")
+        more = f" (the first {FAILED_SHOWN}; `failed{suffix}.csv` lists all)" if len(failed) > FAILED_SHOWN else ""
+        failed_text = (f"## {heading}Failed items\n\n{len(failed)} items failed{more}; they are stored with their "
+                       "error, left out of the curves, and run again with `rdbench run --retry-failed`.\n\n"
+                       + markdown_table(headings(shown)))
+    else:
+        failed_text = f"## {heading}Failed items\n\nNone: every item was measured."
+    return [text, failed_text]
 
 
 def bd_anchor_measured(rows: pd.DataFrame, anchor: str) -> bool:

@@ -90,7 +90,20 @@ CURVE_ONLY_COLUMNS: tuple[Column, ...] = (
            "dB convention its columns hold)"),
 )
 
-BY_NAME: dict[str, Column] = {c.name: c for c in (*RESULT_COLUMNS, *CURVE_ONLY_COLUMNS)}
+# Columns of the report's speed table (analysis/items.py), one row per dataset, codec and version.
+SPEED_COLUMNS: tuple[Column, ...] = (
+    Column("qualities", "str", "", "qualities", "the range of qualities measured, in the codec's own scale"),
+    Column("n_items", "int", "", "items", "items measured ok (image x quality)"),
+    Column("megapixels", "float", "MP", "megapixels", "pixels of one image, mean over the items, in millions"),
+    Column("enc_s_per_image", "float", "s", "encode s/image", "mean enc_s over the ok items"),
+    Column("dec_s_per_image", "float", "s", "decode s/image", "mean dec_s over the ok items"),
+    Column("enc_mpx_s", "float", "MP/s", "encode MP/s", "megapixels encoded per second: the items' pixels over their "
+           "summed enc_s"),
+    Column("dec_mpx_s", "float", "MP/s", "decode MP/s", "megapixels decoded per second: the items' pixels over their "
+           "summed dec_s"),
+)
+
+BY_NAME: dict[str, Column] = {c.name: c for c in (*RESULT_COLUMNS, *CURVE_ONLY_COLUMNS, *SPEED_COLUMNS)}
 
 
 def _names(kind: str) -> tuple[str, ...]:

@@ -26,7 +26,7 @@ import numpy as np
 from rdbench import __version__
 from rdbench.codecs import Codec, load
 from rdbench.data.datasets import ImageRef
-from rdbench.data.images import encode_png, load_rgb
+from rdbench.data.images import encode_png, load_rgb, pixels_sha256
 from rdbench.metrics import Reference
 from rdbench.bench.store import quality_key
 from rdbench.conventions import utc_now
@@ -80,6 +80,45 @@ def _reference(image: ImageRef) -> Reference:
     else:
         _references.move_to_end(image.sha256)
     return ref
+
+
+_verified: set[tuple[str, str | None]] = set()  # (path, digest) pairs this process has checked
+
+
+def check_image(image: ImageRef) -> str | None:
+    """None when the file at `image.path` decodes to the pixels the client planned (`image.sha256`),
+    else why not. For workers on other machines, which read images from shared storage: the check
+    is made once per process and image, and leaves the pixels cached for the `measure` calls that
+    follow, so an image is read once, not once per item."""
+    if (str(image.path), image.sha256) in _verified:
+        return None
+    try:
+        pixels = _reference(image).pixels
+    except Exception as exc:
+        return f"cannot read {image.path} on this worker: {type(exc).__name__}: {exc}"
+    found = pixels_sha256(pixels)
+    if image.sha256 and found != image.sha256:
+        _references.pop(image.sha256, None)
+        return (f"{image.path} on this worker has pixel digest {found[:12]}..., the client planned "
+                f"{image.sha256[:12]}... (shared storage out of sync?)")
+    _verified.add((str(image.path), image.sha256))
+    return None
+
+
+def check_codec_version(item: Item) -> str | None:
+    """None when this process's build of the item's codec is the version the client planned (rows
+    are keyed by it), else why not; a codec that cannot load here is left to `measure`, whose
+    row says why. For workers on other machines, whose binaries may differ from the client's."""
+    codec = _codecs.get(item.codec)
+    if codec is None:
+        try:
+            codec = _codecs[item.codec] = load(item.codec)
+        except Exception:
+            return None
+    if codec.version != item.codec_version:
+        return (f"this worker has {codec.version!r} of {item.codec}, the client planned {item.codec_version!r} "
+                "(results are keyed by version: install the same build on every worker)")
+    return None
 
 
 def base_row(item: Item) -> dict:

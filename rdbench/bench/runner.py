@@ -28,6 +28,14 @@ class RunSummary:
     elapsed_s: float
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run`: every row yielded so far is stored and the run is logged (interrupted)."""
+
+    def __init__(self, summary: RunSummary):
+        super().__init__()
+        self.summary = summary
+
+
 def default_codec_specs() -> list[str]:
     """Every classical codec that can run here (learned codecs are asked for by name)."""
     return [
@@ -50,6 +58,27 @@ def load_codecs(specs: list[str]) -> list[Codec]:
     if problems:
         raise CodecUnavailable("cannot run:\n  " + "\n  ".join(problems))
     return _without_duplicates(codecs)
+
+
+def fetch_zoo_weights(codecs: list[Codec], qualities: list | None) -> None:
+    """Have every CompressAI zoo weight file the run needs in the cache before any work (offline,
+    or with a bad mirror, the run stops here with the reason, rather than failing every item)."""
+    from rdbench.codecs.zoo import ARCHITECTURES
+
+    problems = []
+    for codec in codecs:
+        if codec.spec.name not in ARCHITECTURES:
+            continue
+        from rdbench.codecs.zoo import fetch_weights
+
+        for q in dict.fromkeys(int(codec.check_quality(q)) for q in (qualities or codec.qualities)):
+            try:
+                fetch_weights(codec.spec.name, codec.opts["metric"], q)
+            except CodecUnavailable as exc:
+                problems.append(f"{codec.spec.text}: {exc}")
+                break  # one reason per codec is enough
+    if problems:
+        raise CodecUnavailable("cannot run:\n  " + "\n  ".join(problems))
 
 
 def distinct_codecs(codecs: list[Codec]) -> tuple[list[Codec], list[tuple[Codec, Codec]]]:
@@ -137,24 +166,31 @@ def run(
             if bar:
                 bar.update()
         executor = executor or LocalExecutor(workers)
-        for _, row in executor.run(partial(measure, settings=settings), good, on_crash=_crashed):
-            store.append(row)
-            if row["status"] == "ok":
-                ok += 1
-            else:
-                failed += 1
-            if bar:
-                bar.update()
-                if failed:
-                    bar.set_postfix(failed=failed)
+        interrupted = False
+        try:
+            for _, row in executor.run(partial(measure, settings=settings), good, on_crash=_crashed):
+                store.append(row)
+                if row["status"] == "ok":
+                    ok += 1
+                else:
+                    failed += 1
+                if bar:
+                    bar.update()
+                    if failed:
+                        bar.set_postfix(failed=failed)
+        except KeyboardInterrupt:
+            interrupted = True
         if bar:
             bar.close()
     summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
-    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe())
+    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted)
+    if interrupted:
+        raise RunInterrupted(summary)
     return summary
 
 
-def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict) -> None:
+def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict,
+             interrupted: bool = False) -> None:
     """Append what was run to DIR/runs.jsonl, so every result file says which command made it."""
     entry = {
         "finished_at": utc_now(),
@@ -166,6 +202,7 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         "qualities": qualities,
         **where,
         **asdict(summary),
+        "interrupted": interrupted,
     }
     with open(out_dir / "runs.jsonl", "a") as f:
         f.write(json.dumps(entry) + "\n")

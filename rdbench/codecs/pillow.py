@@ -85,6 +85,12 @@ class WebP(PillowCodec):
         return {"quality": int(quality), "method": int(self.opts["method"])}
 
 
+# A target PSNR (dB) a lossy 8-bit coder can be asked for: rounding to 8 bits alone costs about
+# 10 log10(12 * 255^2) = 58.9 dB, and below 10 dB nothing of the image is left. (OpenJPEG takes
+# any number: a "100 dB" target silently gives ~51 dB on kodim01.) codecs/opj.toml repeats it.
+PSNR_TARGET_RANGE_DB = (10, 60)
+
+
 @register_codec("jpeg2000")
 class JPEG2000(PillowCodec):
     """JPEG 2000 with a real quality ladder.
@@ -98,7 +104,7 @@ class JPEG2000(PillowCodec):
     format, feature, extension = "JPEG2000", "jpg_2000", "jp2"
     quality_name = "target PSNR (dB)"
     qualities = tuple(range(24, 48, 2))
-    quality_range = (1, 100)
+    quality_range = PSNR_TARGET_RANGE_DB
     options = {
         "mode": Option("psnr", ("psnr", "rate"), "quality is a target PSNR (dB) or rate (bpp)"),
         "wavelet": Option("97", ("97", "53"), "irreversible 9/7 or reversible 5/3"),

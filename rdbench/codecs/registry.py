@@ -7,6 +7,7 @@ register themselves with `base.register_codec`, external codecs come from `exter
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import importlib.util
@@ -29,6 +30,7 @@ LEARNED_CODECS = {
 }
 LEARNED_PACKAGES = ("torch", "compressai", "constriction")
 ENTRY_POINT_GROUP = "rdbench.codecs"
+NEEDS_OPTION = "needs an option"  # how `available` says a codec runs here once given its options
 
 
 @functools.cache
@@ -75,7 +77,9 @@ def load(spec: str | Spec, check_available: bool = True) -> Codec:
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     entries = _entries()
     if spec.name not in entries:
-        raise ValueError(f"unknown codec {spec.name!r}; known: {', '.join(sorted(entries))}")
+        close = difflib.get_close_matches(spec.name, list(entries), n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"unknown codec {spec.name!r}; {guess}known: {', '.join(sorted(entries))}")
     try:
         factory = _resolve(entries[spec.name])
     except ImportError as exc:
@@ -88,8 +92,15 @@ def load(spec: str | Spec, check_available: bool = True) -> Codec:
     return codec
 
 
+def _importable(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # ValueError: a module set to None in sys.modules (blocked)
+        return False
+
+
 def missing_learned_packages() -> list[str]:
-    return [p for p in LEARNED_PACKAGES if importlib.util.find_spec(p) is None]
+    return [p for p in LEARNED_PACKAGES if not _importable(p)]
 
 
 def available(include_learned: bool = True) -> list[tuple[str, Codec | None, str | None]]:
@@ -108,6 +119,8 @@ def available(include_learned: bool = True) -> list[tuple[str, Codec | None, str
         try:
             codec = load(name, check_available=False)
             rows.append((name, codec, codec.availability()))
-        except (CodecUnavailable, ValueError) as exc:
+        except ValueError as exc:  # it runs here, but not without options (learned: checkpoint=FILE)
+            rows.append((name, None, f"{NEEDS_OPTION}: {exc}"))
+        except CodecUnavailable as exc:
             rows.append((name, None, str(exc)))
     return rows

@@ -200,6 +200,9 @@ def resolve_dataset(spec: str, log=None) -> Dataset:
     manifest = load_manifest(spec)
     local = os.environ.get(manifest.local_env or "")
     if local:
+        if not Path(local).expanduser().is_dir():
+            raise DatasetError(f"{manifest.local_env}={local}: folder not found (unset it to download {manifest.name} "
+                               "into the cache)")
         refs = verify_copy(manifest, Path(local))
         return Dataset(manifest.name, refs, f"{manifest.name}, local copy {local} (verified)")
     cache = data_home() / manifest.name

@@ -1,0 +1,130 @@
+"""The interactive report: one self-contained HTML page (plotly.js inline, no network) as text.
+
+RD curves with hover (codec, version, quality, bpp, metric, images), legend toggling and zoom are
+plotly's own; the per-image view is a plotly figure whose dropdown picks the image. The BD tables
+are plain HTML tables; a dozen lines of script sort them by a click on a heading. Pure: returns
+the page's text; analysis/report.py writes it. The same input gives the same bytes (fixed div
+ids, no dates).
+"""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+
+from rdbench.analysis.curves import curve_groups
+from rdbench.bench import columns
+
+PAGE = "report.html"
+
+_SORT_SCRIPT = """<script>
+// Click a heading to sort its table by that column (numbers as numbers); click again to reverse.
+document.querySelectorAll("table.bd th").forEach(function (th, index) {
+  th.addEventListener("click", function () {
+    var body = th.closest("table").tBodies[0], up = th.dataset.order !== "up";
+    var key = function (row) { var t = row.cells[index].textContent, n = parseFloat(t); return isNaN(n) ? t : n; };
+    Array.from(body.rows).sort(function (a, b) {
+      var x = key(a), y = key(b), c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0) : (typeof x === "number" ? -1 : 1);
+      return up ? c : -c;
+    }).forEach(function (row) { body.appendChild(row); });
+    th.closest("tr").querySelectorAll("th").forEach(function (h) { delete h.dataset.order; });
+    th.dataset.order = up ? "up" : "down";
+  });
+});
+</script>"""
+
+_STYLE = """<style>
+body { font-family: sans-serif; margin: 1.5em; max-width: 1200px; }
+table.bd { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+table.bd th, table.bd td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
+table.bd th { cursor: pointer; background: #f2f2f2; }
+table.bd th[data-order="up"]::after { content: " \\25B2"; }
+table.bd th[data-order="down"]::after { content: " \\25BC"; }
+table.bd td:first-child { text-align: left; }
+</style>"""
+
+
+def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for _, curve in curve_groups(curve_table):
+        curve = curve.sort_values("bpp").dropna(subset=[metric])
+        if curve.empty:
+            continue
+        published = curve["source"].iloc[0] != "measured"
+        custom = curve[["codec", "codec_version", "quality", "n_images"]].astype(str).to_numpy()
+        fig.add_trace(go.Scatter(
+            x=curve["bpp"], y=curve[metric], mode="lines+markers", name=str(curve["label"].iloc[0]),
+            line={"dash": "dash" if published else "solid"}, customdata=custom,
+            hovertemplate=("%{customdata[0]}<br>version %{customdata[1]}<br>quality %{customdata[2]}<br>"
+                           f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<br>%{{customdata[3]}} images"
+                           "<extra></extra>")))
+    fig.update_layout(title=title, xaxis_title=columns.label("bpp"), yaxis_title=columns.label(metric),
+                      height=560, template="plotly_white", legend={"itemclick": "toggle"})
+    return fig
+
+
+def _per_image_plot(rows: pd.DataFrame, metric: str, title: str):
+    """Every codec's curve on one image; the dropdown picks the image (first image shown)."""
+    import plotly.graph_objects as go
+
+    ok = rows[rows["status"] == "ok"].dropna(subset=[metric])
+    images = sorted(ok["image"].unique())
+    codecs = list(dict.fromkeys(ok["codec"]))
+    fig = go.Figure()
+    owner = []  # the image of each trace, in order
+    for image in images:
+        for codec in codecs:
+            points = ok[(ok["image"] == image) & (ok["codec"] == codec)].sort_values("bpp")
+            if points.empty:
+                continue
+            fig.add_trace(go.Scatter(
+                x=points["bpp"], y=points[metric], mode="lines+markers", name=codec, visible=image == images[0],
+                customdata=points[["quality"]].astype(str).to_numpy(),
+                hovertemplate=(f"{html.escape(image)}<br>{html.escape(codec)}<br>quality %{{customdata[0]}}<br>"
+                               f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
+            owner.append(image)
+    buttons = [{"label": image, "method": "update",
+                "args": [{"visible": [o == image for o in owner]}, {"title": f"{title}: {image}"}]} for image in images]
+    fig.update_layout(title=f"{title}: {images[0]}" if images else title, xaxis_title=columns.label("bpp"),
+                      yaxis_title=columns.label(metric), height=520, template="plotly_white",
+                      updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.15,
+                                    "showactive": True}] if buttons else [])
+    return fig
+
+
+def _table(table: pd.DataFrame, table_id: str) -> str:
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.3f}"
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    return f'<table class="bd" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def html_report(sections: list[dict], heading: str) -> str:
+    """The page: `sections` is a list of {"title", "curves" (curve table), "metric", "bd" (BD table,
+    shown columns only), "rows" (per-image rows of the dataset, or None), "row_metric" (the rows'
+    column for the per-image view)}, in order.
+
+    plotly.js is written once, inline, in the first figure, so the page works offline."""
+    parts, first = [], True
+    for n, section in enumerate(sections):
+        parts.append(f"<h2>{html.escape(section['title'])}</h2>")
+        figures = [("rd", _rd_plot(section["curves"], section["metric"], section["title"]))]
+        rows = section.get("rows")
+        if rows is not None and len(rows) and section.get("row_metric") in rows:
+            figures.append(("image", _per_image_plot(rows, section["row_metric"], "per image")))
+        for kind, fig in figures:
+            parts.append(fig.to_html(full_html=False, include_plotlyjs=first, div_id=f"{kind}-{n}",
+                                     config={"displaylogo": False}))
+            first = False
+        parts.append(f"<h3>BD table (click a heading to sort)</h3>{_table(section['bd'], f'bd-{n}')}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(heading) + "</title>"
+            + _STYLE + "</head><body><h1>" + html.escape(heading) + "</h1>\n" + "\n".join(parts) + "\n"
+            + _SORT_SCRIPT + "</body></html>\n")

@@ -1,0 +1,47 @@
+"""Per-item tables of a report: how fast each codec coded, and which items failed.
+
+Pure functions of the per-image result rows (bench/columns.py names every column).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rdbench.bench.columns import SPEED_COLUMNS, label
+
+FAILED_COLUMNS = ["dataset", "image", "codec", "codec_version", "quality", "error"]
+
+
+def _quality_range(values: pd.Series) -> str:
+    lo, hi = values.min(), values.max()
+    return f"{lo:g}" if lo == hi else f"{lo:g}..{hi:g}"
+
+
+def speed_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dataset, codec, codec version) over its ok items: the quality range, items,
+    mean seconds per image to encode and decode, and megapixels per second (pixels / summed
+    seconds, so large images weigh as much as they cost). Columns are SPEED_COLUMNS' names."""
+    names = ["dataset", "codec", "codec_version", *(c.name for c in SPEED_COLUMNS)]
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        return pd.DataFrame(columns=names)
+    ok = ok.assign(megapixels=ok["width"].astype(float) * ok["height"].astype(float) / 1e6,
+                   quality=pd.to_numeric(ok["quality"], errors="coerce"))
+    grouped = ok.groupby(["dataset", "codec", "codec_version"], sort=False)
+    table = grouped.agg(qualities=("quality", _quality_range), n_items=("quality", "size"),
+                        megapixels=("megapixels", "mean"), enc_s_per_image=("enc_s", "mean"),
+                        dec_s_per_image=("dec_s", "mean"), pixels=("megapixels", "sum"), enc_sum=("enc_s", "sum"),
+                        dec_sum=("dec_s", "sum")).reset_index()
+    table["enc_mpx_s"] = table["pixels"] / table["enc_sum"]
+    table["dec_mpx_s"] = table["pixels"] / table["dec_sum"]
+    return table[names]
+
+
+def failed_items(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every failed item: dataset, image, codec, version, quality and the error it stored."""
+    return rows.loc[rows["status"] != "ok"].reindex(columns=FAILED_COLUMNS).reset_index(drop=True)
+
+
+def headings(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with each column renamed to its label (for Markdown)."""
+    return table.rename(columns={c: label(c) for c in table.columns})
