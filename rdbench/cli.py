@@ -1,6 +1,6 @@
 """The `rdbench` command line: its grammar (subcommands, options, help) and the entry point.
 
-What each subcommand does is in commands.py; heavy modules are imported there, inside each
+What each subcommand does is in commands/; heavy modules are imported there, inside each
 command, so that `rdbench --help` and argument errors cost no import of pandas or torch.
 """
 

@@ -1,0 +1,54 @@
+"""What the subcommands share: exit codes, the default output folder, small argument helpers."""
+
+from __future__ import annotations
+
+import sys
+
+
+
+
+EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
+EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
+EXIT_CLUSTER = 4  # the Dask scheduler could not be reached or was lost (rows received are stored)
+# `rdbench run` without --out writes DEFAULT_RESULTS_DIR/<dataset> under the current folder: never
+# the shipped, tracked results/ of a checkout (.gitignore lists it).
+DEFAULT_RESULTS_DIR = "rdbench-results"
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+
+
+def _progress_printer():
+    """Training progress: a redrawn bar on a terminal, one line per report otherwise."""
+    tty = sys.stderr.isatty()
+
+    def show(line: str) -> None:
+        if tty and line.startswith("step "):
+            done, total = (int(x) for x in line.split()[1].split("/"))
+            filled = int(30 * done / max(total, 1))
+            end = "\n" if done >= total else ""
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {line}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _require_learned(command: str) -> None:
+    """Stop a torch-only command with the install hint (rather than an import traceback)."""
+    from rdbench.codecs.base import CodecUnavailable
+    from rdbench.codecs.registry import missing_learned_packages
+
+    missing = missing_learned_packages()
+    if missing:
+        raise CodecUnavailable(f"rdbench {command} needs {', '.join(missing)}: pip install 'rdbench[learned]'")
+
+
+def _deprecated(args, renames) -> None:
+    """Old option spellings still work, with a note: (old dest, new dest, old option, new option)."""
+    for old_dest, new_dest, old, new in renames:
+        value = getattr(args, old_dest, None)
+        if value is not None:
+            print(f"rdbench: {old} is deprecated: use {new}", file=sys.stderr)
+            setattr(args, new_dest, value)
