@@ -1,6 +1,7 @@
 """exact.py's numeric contract, against independent references: the interpolation tables
-(scipy.special.ndtr, math.exp), the scale table (CompressAI's), and the exactness of sums on the
-weight / activation grids (Python integers)."""
+(scipy.special.ndtr, math.exp, mpmath at 40 digits), the scale table (CompressAI's), the pinned
+digests that identify the contract, and the exactness of sums on the weight / activation grids
+(Python integers)."""
 
 import math
 
@@ -53,8 +54,8 @@ def test_normal_cdf_beyond_the_table_returns_the_end_values():
     above = np.array([np.nextafter(hi, np.inf), 12.5, 40.0, 1e300, np.inf])
     assert (evaluate(cdf, below) == evaluate(cdf, np.array([lo]))[0]).all()
     assert (evaluate(cdf, above) == evaluate(cdf, np.array([hi]))[0]).all()
-    # which is off by less than Φ(-12) ~ 1.8e-33 from the true value
-    assert np.abs(evaluate(cdf, below) - ndtr(below)).max() <= ndtr(lo)
+    # which is off by less than Φ(-12) ~ 1.8e-33 from the true value (scipy's Φ(-12) is 1.5e-14 low)
+    assert np.abs(evaluate(cdf, below) - ndtr(below)).max() <= ndtr(lo) * (1 + 1e-13)
     assert np.abs(evaluate(cdf, above) - ndtr(above)).max() <= ndtr(lo) + np.finfo(np.float64).eps
     assert ndtr(lo) < 2e-33
 
@@ -87,13 +88,12 @@ def test_exp_table_beyond_its_range_returns_exp_of_the_end():
 
 
 # -- determinism ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, fn, table", [("cdf", torch.special.ndtr, exact.NORMAL_CDF_TABLE),
-                                             ("exp", torch.exp, exact.EXP_TABLE)])
-def test_tables_give_the_same_bits_whatever_the_batch_order_or_thread_count(name, fn, table):
+@pytest.mark.parametrize("name, table", [("normal_cdf", exact.NORMAL_CDF_TABLE), ("exp", exact.EXP_TABLE)])
+def test_tables_give_the_same_bits_whatever_the_batch_order_or_thread_count(name, table):
     lo, hi, bits = table
-    rebuilt = exact.InterpolatedFunction(fn, lo, hi, bits)
-    shared = exact.normal_cdf() if name == "cdf" else exact.exp_table()
-    assert torch.equal(rebuilt.table, shared.table)  # built from the same grid: the same table
+    rebuilt = exact.InterpolatedFunction(torch.from_numpy(exact._BUILDERS[name]()), lo, hi, bits)
+    shared = exact.normal_cdf() if name == "normal_cdf" else exact.exp_table()
+    assert torch.equal(rebuilt.table, shared.table)  # computed again: the same table
     x = torch.from_numpy(np.random.default_rng(0).uniform(lo - 1, hi + 1, 200_001))
     threads = torch.get_num_threads()
     try:
@@ -108,6 +108,61 @@ def test_tables_give_the_same_bits_whatever_the_batch_order_or_thread_count(name
     assert torch.equal(shared(x[perm]), one[perm])
     assert torch.equal(torch.cat([shared(c) for c in x.split(999)]), one)  # batch shape does not matter
     assert torch.equal(shared(x.view(-1, 1)).view(-1), one)
+
+
+# -- the contract's identity: tables computed with basic operations only, pinned by SHA-256 ---------------
+def test_tables_are_the_correctly_rounded_values_to_a_few_ulp_by_mpmath():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 40
+    rng = np.random.default_rng(0)
+    for name, table, fn, ulps in (("normal_cdf", exact.NORMAL_CDF_TABLE, mpmath.ncdf, 3),
+                                  ("exp", exact.EXP_TABLE, mpmath.exp, 1)):
+        x = exact._grid(table)
+        pick = np.unique(np.concatenate([rng.choice(x.size, 3000, replace=False), [0, x.size - 1, x.size // 2]]))
+        values = exact.table(name).numpy()[pick]
+        reference = np.array([float(fn(mpmath.mpf(v))) for v in x[pick]])
+        err = np.abs(values - reference) / np.spacing(reference)
+        assert err.max() <= ulps, (name, err.max())
+    lo, hi, n = math.log(exact.SCALE_BOUND), math.log(exact.SCALE_MAX), exact.SCALE_LEVELS
+    reference = np.array([float(mpmath.exp(mpmath.log(mpmath.mpf("0.11")) + i * (mpmath.log(256) - mpmath.log(mpmath.mpf("0.11"))) / (n - 1)))
+                          for i in range(n)])
+    assert np.abs(exact.scale_table().numpy() - reference).max() <= 8 * np.spacing(reference).max()
+    assert lo < hi
+
+
+def test_every_table_has_its_pinned_digest_and_a_different_one_is_refused(monkeypatch):
+    import hashlib
+
+    from rdbench.learned import contract
+
+    for name, build in exact._BUILDERS.items():
+        assert hashlib.sha256(np.ascontiguousarray(build(), dtype="<f8").tobytes()).hexdigest() == contract.TABLE_SHA256[name]
+    monkeypatch.setattr(exact, "_tables", {})
+    monkeypatch.setitem(exact._BUILDERS, "exp", lambda: np.exp(exact._grid(exact.EXP_TABLE)))  # libm's exp
+    with pytest.raises(exact.ContractError, match=r"computes the exp table of rdbench numeric contract 2 \(\w{8}\) differently"):
+        exact.table("exp")
+
+
+def test_tables_use_no_libm_function():
+    """The table builders must stay within IEEE-754's correctly rounded operations: no np.exp,
+    np.log, np.sqrt of libm's, nor torch or math functions, in their code."""
+    import inspect
+
+    source = "".join(inspect.getsource(f) for f in (exact._exp_basic, exact._normal_cdf_lower, exact._grid,
+                                                   exact._normal_cdf_values, exact._exp_values, exact._scale_values))
+    for forbidden in ("np.exp", "np.log", "np.expm1", "np.power", "**", "torch.", "math.exp", "math.log", "math.erf", "scipy"):
+        body = source.replace("2**bits", "").replace("2.0**bits", "")  # exact powers of two of the grid
+        assert forbidden not in body, forbidden
+
+
+def test_contract_id_is_in_every_bitstream_and_another_is_refused_by_name():
+    from rdbench.learned import bitstream, contract
+
+    data = bitstream.Bitstream(b"m" * 8, 16, 16, 0, 1, b"", b"\0" * 4).to_bytes()
+    assert data[5:9] == contract.CONTRACT_ID
+    other = bitstream.reseal(data[:5] + b"\xde\xad\xbe\xef" + data[9:])
+    with pytest.raises(bitstream.BitstreamError, match=r"coded under numeric contract deadbeef, but this rdbench implements rdbench numeric contract 2"):
+        bitstream.parse(other)
 
 
 # -- the scale table and its bound -------------------------------------------------------------------------

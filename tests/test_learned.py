@@ -16,6 +16,7 @@ pytest.importorskip("constriction")
 
 import torch  # noqa: E402
 
+from rdbench.errors import CodecError  # noqa: E402
 from rdbench.learned import bitstream, checkpoint, schedule  # noqa: E402
 from rdbench.learned.coding import LatentCoder  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
@@ -124,6 +125,142 @@ def test_truncated_corrupted_and_foreign_bitstreams_raise_clear_errors(untrained
     other = coder_for(untrained_checkpoints["joint-k5-K2-N32M32"])
     with pytest.raises(bitstream.BitstreamError, match="made by model"):
         other.decode(data)
+
+
+def _edited(data: bytes, offset: int, fmt: str, value: int, reseal: bool = True) -> bytes:
+    import struct
+
+    out = bytearray(data)
+    struct.pack_into(fmt, out, offset, value)
+    return bitstream.reseal(bytes(out)) if reseal else bytes(out)
+
+
+def test_the_checksum_covers_the_header_and_old_versions_are_refused_by_version(untrained_checkpoints, kodim):
+    coder = coder_for(untrained_checkpoints["mean-scale-N32M32"])
+    data = coder.encode(np.ascontiguousarray(kodim(1)[:128, :128]), 1)
+    assert len(data) > bitstream.HEADER_BYTES == 36
+    for offset, fmt, value in ((17, "<I", 129), (21, "<I", 64), (25, "<B", 0), (26, "<H", 7), (28, "<I", 4), (9, "<B", 0)):
+        with pytest.raises(bitstream.BitstreamError, match="corrupted or truncated: the checksum of its header"):
+            coder.decode(_edited(data, offset, fmt, value, reseal=False))
+    v1 = data[:4] + bytes([1]) + data[5:]
+    with pytest.raises(bitstream.BitstreamError, match="format version 1; this rdbench reads version 2 only"):
+        coder.decode(v1)
+    with pytest.raises(bitstream.BitstreamError, match="format version 1; this rdbench reads version 2"):
+        coder.decode(v1[:20])  # shorter than a header, and still named by its version
+
+
+def test_every_header_field_is_checked_against_the_model_before_decoding(untrained_checkpoints, kodim):
+    joint = coder_for(untrained_checkpoints["joint-k5-N32M32"])
+    image = np.ascontiguousarray(kodim(2)[:64, :96])
+    data = joint.encode(image, 1)
+    cases = [
+        ((25, "<B", 2), "rate index 2, but this model has 2 rate"),
+        ((26, "<H", 0), "symbol range 0 outside 1..65535"),
+        ((17, "<I", 0), "empty image"),
+        ((28, "<I", 0), "z part of 0 bytes, but this model has a hyperprior"),
+        ((28, "<I", 2), "z part of 2 bytes is not a whole number of 32-bit words"),
+        ((28, "<I", 10**6), "z part of 1000000 bytes, but only"),
+    ]
+    for (offset, fmt, value), message in cases:
+        with pytest.raises(bitstream.BitstreamError, match=message):
+            joint.decode(_edited(data, offset, fmt, value))
+    mixture = coder_for(untrained_checkpoints["joint-k3-K3-N32M32"])
+    with pytest.raises(bitstream.BitstreamError, match="symbol range 5000 outside 1..4096"):
+        mixture.decode(_edited(mixture.encode(image, 0), 26, "<H", 5000))
+    factorized = coder_for(untrained_checkpoints["factorized-N32M32"])
+    f_data = factorized.encode(image, 0)
+    with pytest.raises(bitstream.BitstreamError, match="symbol range 3, but this model's y is factorized"):
+        factorized.decode(_edited(f_data, 26, "<H", 3))
+    with pytest.raises(bitstream.BitstreamError, match="z part of 4 bytes, but this model has no hyperprior"):
+        factorized.decode(_edited(f_data, 28, "<I", 4))
+
+
+def test_a_crafted_size_with_the_checksum_recomputed_decodes_or_is_refused_never_crashes(untrained_checkpoints, kodim):
+    """The SIGSEGV of issue 13: a changed height or width in a factorized or mean-scale header
+    made CompressAI's rANS decoder read past the end of its string. Those parts are now decoded
+    by constriction, which cannot read out of bounds."""
+    image = np.ascontiguousarray(kodim(3)[:64, :64])
+    for label in ("factorized-N32M32", "mean-scale-N32M32"):
+        coder = coder_for(untrained_checkpoints[label])
+        data = coder.encode(image, 0)
+        for offset, value in ((17, 1000), (21, 1999), (17, 65), (21, 4096)):
+            try:
+                out = coder.decode(_edited(data, offset, "<I", value))
+            except bitstream.BitstreamError as exc:
+                assert "damaged" in str(exc)
+            else:
+                assert out.shape[:2] == ((value, 64) if offset == 17 else (64, value))
+
+
+def test_the_pixel_limit_is_clear_and_can_be_raised(untrained_checkpoints, kodim, monkeypatch, tmp_path):
+    from rdbench.codecs import load
+
+    monkeypatch.delenv(bitstream.MAX_PIXELS_ENV, raising=False)
+    path = untrained_checkpoints["mean-scale-N32M32"]
+    image = np.ascontiguousarray(kodim(4)[:64, :80])
+    data = load(f"learned:checkpoint={path}").encode(image, 1)
+    huge = _edited(_edited(data, 17, "<I", 2**16), 21, "<I", 2**16)
+    with pytest.raises(bitstream.BitstreamError, match=r"a 65536x65536 image \(4,294,967,296 pixels\), more than the "
+                                                        r"decoder's limit of 268,435,456: .*max_pixels=N.*RDBENCH_MAX_PIXELS"):
+        load(f"learned:checkpoint={path}").decode(huge)
+    assert bitstream.DEFAULT_MAX_PIXELS == 2**28
+    with pytest.raises(bitstream.BitstreamError, match="limit of 5,000"):
+        load(f"learned:checkpoint={path},max_pixels=5000").decode(data)  # 64 x 80 = 5,120 pixels
+    assert load(f"learned:checkpoint={path},max_pixels=5120").decode(data).shape == image.shape
+    monkeypatch.setenv(bitstream.MAX_PIXELS_ENV, "4096")
+    with pytest.raises(bitstream.BitstreamError, match="limit of 4,096"):
+        load(f"learned:checkpoint={path}").decode(data)
+    assert load(f"learned:checkpoint={path},max_pixels=6000").decode(data).shape == image.shape  # the option wins
+    monkeypatch.setenv(bitstream.MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match=r"\$RDBENCH_MAX_PIXELS 'lots': expected a positive whole number"):
+        load(f"learned:checkpoint={path}").decode(data)
+    with pytest.raises(ValueError, match=r"codec spec .*max_pixels=0.*: max_pixels= '0': expected a positive"):
+        load(f"learned:checkpoint={path},max_pixels=0")
+
+
+def test_failures_inside_constriction_and_the_exact_networks_become_bitstream_errors(untrained_checkpoints, kodim):
+    import torch
+
+    coder = coder_for(untrained_checkpoints["mean-scale-N32M32"])
+    image = np.ascontiguousarray(kodim(5)[:64, :64])
+    bs = bitstream.parse(coder.encode(image, 0))
+    z = torch.full((1, 32, 1, 1), 3e5)  # far beyond anything g_a gives: h_s's exactness guard trips on it
+    z_bytes, _ = coder.factorized.encode(z)
+    crafted = bitstream.Bitstream(bs.model_id, bs.height, bs.width, bs.rate, bs.symbol_range, z_bytes, bs.y).to_bytes()
+    with pytest.raises(bitstream.BitstreamError, match=r"bitstream damaged: its latents are outside anything .*h_s.0: partial sums"):
+        coder.decode(crafted)
+    garbage = bitstream.Bitstream(bs.model_id, bs.height, bs.width, bs.rate, bs.symbol_range, bs.z, b"\xff" * 64).to_bytes()
+    try:
+        coder.decode(garbage)
+    except bitstream.BitstreamError as exc:
+        assert "bitstream damaged: y does not decode (AssertionError" in str(exc)
+    from rdbench.learned.symbols import decoding
+
+    def panics():
+        import constriction
+
+        constriction.stream.model.QuantizedGaussian(0, 0)  # pyo3's PanicException: a BaseException
+    with pytest.raises(bitstream.BitstreamError, match="PanicException"):
+        decoding("y", panics)
+
+
+def test_factorized_escapes_round_trip(untrained_checkpoints):
+    """Values beyond the entropy bottleneck's table are escaped (bit length, then raw bits)."""
+    import torch
+
+    from rdbench.learned.symbols import FactorizedCoder
+
+    loaded = checkpoint.load(untrained_checkpoints["factorized-N32M32"])
+    coder = FactorizedCoder(loaded.model.entropy_bottleneck)
+    latent = torch.zeros(1, 32, 3, 5)
+    latent[0, :, 0, 0] = torch.tensor([2.0**k for k in range(29)] + [-(2.0**29), -1e3, 5e8])
+    latent[0, 3, 2, 4] = -77.4
+    data, y_hat = coder.encode(latent)
+    assert torch.equal(coder.decode(data, (3, 5)), y_hat)
+    medians = loaded.model.entropy_bottleneck.quantiles[:, 0, 1].detach().view(-1, 1, 1).double()
+    assert torch.equal(y_hat[0] - medians, torch.round(latent[0].double() - medians))
+    with pytest.raises(CodecError, match="beyond 2\\^30"):
+        coder.encode(torch.full((1, 32, 1, 1), 2.0**31))
 
 
 def test_exactness_guard_refuses_weights_too_large_for_exact_arithmetic(untrained_checkpoints, kodim):
@@ -295,7 +432,7 @@ def test_rdbench_run_with_a_learned_codec_records_real_and_estimated_bpp(tiny_ch
     assert rows["quality"].astype(int).tolist().count(1) == 3
     assert (rows["bpp_estimated"] > 0).all()
     assert (rows["bpp"] >= 8 * bitstream.HEADER_BYTES / (256 * 192)).all()
-    assert rows["codec_version"].str.startswith("rdbench-learned bitstream v1").all()
+    assert rows["codec_version"].str.startswith("rdbench-learned bitstream v2, rdbench numeric contract 2").all()
 
 
 def test_learned_spec_errors_name_the_problem(tmp_path):
@@ -328,7 +465,8 @@ def test_checkpoints_folder_orders_rate_points_by_lambda(tmp_path, train_dir, ko
 @pytest.mark.slow
 def test_train_command_checkpoints_and_resumes(tmp_path, train_dir):
     out = tmp_path / "m.pt"
-    common = ["train", "--variant", "context", "--N", "16", "--M", "16", "--k", "3", "--quality", "1", "--quality", "5",
+    common = ["train", "--variant", "context", "--N", "16", "--M", "16", "--context-size", "3", "--lambda-index", "1",
+              "--lambda-index", "5",
               "--data", str(train_dir), "--out", str(out), "--batch", "2", "--crop", "64", "--log-every", "1"]
     first = run_cli(*common, "--steps", "3")
     assert first.returncode == 0, first.stderr

@@ -20,9 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
+from rdbench.learned.bitstream import DEFAULT_MAX_PIXELS, FORMAT_VERSION, MAX_PIXELS_ENV
+from rdbench.learned.contract import CONTRACT_NAME
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".pth.tar", ".ckpt")
-FORMAT_NAME = "rdbench-learned bitstream v1"
+FORMAT_NAME = f"rdbench-learned bitstream v{FORMAT_VERSION}, {CONTRACT_NAME}"
+MAX_PIXELS_OPTION = Option("", help=f"largest image a bitstream may declare, in pixels (default ${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS:,})")
+
+
+def _check_max_pixels(codec) -> None:
+    from rdbench.learned.bitstream import resolve_max_pixels
+
+    try:
+        resolve_max_pixels(codec.opts["max_pixels"])
+    except ValueError as exc:
+        raise ValueError(f"codec spec {codec.spec.text!r}: {exc}") from None
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -103,10 +115,12 @@ class LearnedCodec(_LearnedBase):
         "checkpoints": Option("", help="a folder with one checkpoint per rate point"),
         "device": Option("cpu", ("cpu", "cuda")),
         "threads": Option("0", help="torch threads (0: torch's default)"),
+        "max_pixels": MAX_PIXELS_OPTION,
     }
 
     def __init__(self, spec: Spec | str | None = None):
         super().__init__(spec)
+        _check_max_pixels(self)
         one, many = self.opts["checkpoint"], self.opts["checkpoints"]
         if bool(one) == bool(many):
             raise ValueError(f"codec spec {self.spec.text!r}: give exactly one of checkpoint=FILE or checkpoints=DIR")
@@ -158,7 +172,7 @@ class LearnedCodec(_LearnedBase):
 
         key = loaded.model_id
         if key not in self._coders:
-            self._coders[key] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"])
+            self._coders[key] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"], self.opts["max_pixels"])
         return self._coders[key]
 
     def _coder_for(self, quality):
@@ -182,10 +196,12 @@ class ZooCodec(_LearnedBase):
         "metric": Option("mse", ("mse", "ms-ssim")),
         "device": Option("cpu", ("cpu", "cuda")),
         "threads": Option("0", help="torch threads (0: torch's default)"),
+        "max_pixels": MAX_PIXELS_OPTION,
     }
 
     def __init__(self, spec: Spec | str | None = None):
         super().__init__(spec)
+        _check_max_pixels(self)
         self._coders = {}
 
     @property
@@ -213,7 +229,7 @@ class ZooCodec(_LearnedBase):
                 loaded = load(fetch_weights(self.name, self.opts["metric"], q), self.opts["device"])
             except Exception as exc:
                 raise CodecError(str(exc)) from exc
-            self._coders[q] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"])
+            self._coders[q] = LatentCoder(loaded.model, loaded.model_id, self.opts["device"], self.opts["max_pixels"])
         return self._coders[q], 0
 
     def _coder_by_id(self, model_id: bytes):

@@ -7,7 +7,10 @@ Reading order
                    reads the variant name; imports no torch)
     models.py      LatentModel: the boxes under the paper's names, the training forward pass
     schedule.py    which latent positions can be coded together (wavefronts of the context model)
+    contract.py    the numeric contract's identity: grids, table digests, coders, the id every
+                   bitstream carries (imports no torch)
     exact.py       the numeric contract: exact float64 networks on fixed grids, fixed tables
+                   computed with IEEE-754 basic operations only (and checked)
     symbols.py     symbol coders, one per distribution family (factorized, Gaussian, mixture)
     coding.py      LatentCoder: the paper's AE/AD, orchestrating the above into a bitstream
     bitstream.py   the bitstream format, in one place
@@ -34,8 +37,9 @@ The paper's figure (Minnen et al. 2018, the joint model; ═ is the bitstream)
                                                the format of bitstream.py
     h_a, h_s            h_a, h_s               models.hyper_transforms (z is 1/Z_STRIDE of y);
                                                h_s coded exactly by exact.ExactSequential
-    Q, AE/AD of z       entropy_bottleneck     symbols.FactorizedCoder (CompressAI's
-                                               EntropyBottleneck; also codes y of 'factorized')
+    Q, AE/AD of z       entropy_bottleneck     symbols.FactorizedCoder (the CDF tables of
+                                               CompressAI's EntropyBottleneck, constriction's
+                                               range coder; also codes y of 'factorized')
     context_prediction  context_prediction     CompressAI's MaskedConv2d (type A); coded exactly
                                                by exact.ExactContext, one wavefront of
                                                schedule.wavefronts at a time
@@ -57,6 +61,8 @@ What is rdbench's and not the paper's
       hyper_inverse_gain), one vector per lambda; models.fold_gains exports one rate.
     - The exact integer-grid networks and fixed tables of exact.py, and the wavefront schedule
       (the paper's decoder runs the float networks one position at a time).
+    - The bitstream's checks (bitstream.py, coding.py): a damaged or hostile stream is refused
+      with a BitstreamError, never decoded past a pixel limit, never crashes the decoder.
 """
 
 import warnings

@@ -54,8 +54,12 @@ def model_id(model: LatentModel) -> bytes:
 
 
 def prepare_for_coding(model: LatentModel) -> LatentModel:
-    """Build the entropy bottleneck's CDF tables (fixed buffers the coder reads)."""
-    model.update(force=True)
+    """Build the entropy bottleneck's CDF tables (fixed buffers the coder reads). Not the Gaussian
+    conditional's (CompressAI's `update` builds both): rdbench's coder never reads them (symbols.py
+    codes Gaussians with constriction), and they are 800 KB in every checkpoint."""
+    eb = getattr(model, "entropy_bottleneck", None)
+    if eb is not None:
+        eb.update(force=True)
     return model
 
 

@@ -14,20 +14,28 @@
 
 The decoder runs the same steps, with context_prediction and entropy_parameters once per
 wavefront over all its positions, never once per position.
+
+A damaged or hostile stream cannot crash, hang or exhaust the decoder: bitstream.parse checks
+the checksum (header included), the contract, the model and the image size (max_pixels) before
+anything is allocated; `_check_fields` checks the rate index, the symbol range and the z part
+against the model; the symbol coders turn every failure inside constriction into a
+BitstreamError; and ẑ or ŷ that trip the exactness guard of h_s, context_prediction or
+entropy_parameters (the encoder's own values never do: it ran the same guard on them) are
+reported as damage too. Work and memory are then bounded by the pixel limit.
 """
 
 from __future__ import annotations
 
-import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rdbench.errors import CodecError
 from rdbench.learned import bitstream, schedule
-from rdbench.learned.exact import DTYPE, ExactContext, ExactSequential
+from rdbench.learned.bitstream import BitstreamError
+from rdbench.learned.exact import DTYPE, ExactContext, ExactnessError, ExactSequential
 from rdbench.learned.models import Y_STRIDE, Z_STRIDE, LatentModel
-from rdbench.learned.symbols import FactorizedCoder, symbol_coder
+from rdbench.learned.symbols import FactorizedCoder, range_decoder, symbol_coder
 
 PAD = Y_STRIDE * Z_STRIDE  # 64: the padded image is a whole number of z positions
 CHUNK = 256  # positions per batch of parameters and probability tables (bounds memory)
@@ -45,7 +53,9 @@ def latent_size(height: int, width: int) -> tuple[int, int]:
 class LatentCoder:
     """Compresses images with one LatentModel into bytes and back."""
 
-    def __init__(self, model: LatentModel, model_id: bytes, device: str = "cpu"):
+    def __init__(self, model: LatentModel, model_id: bytes, device: str = "cpu", max_pixels: int | None = None):
+        """max_pixels: the largest image a bitstream may declare (bitstream.resolve_max_pixels)."""
+        self.max_pixels = bitstream.resolve_max_pixels(max_pixels)
         self.model = model.to(device).eval()
         self.config = cfg = model.config
         self.model_id = model_id
@@ -160,33 +170,57 @@ class LatentCoder:
     def decode_with_latent(self, data: bytes) -> tuple[np.ndarray, torch.Tensor]:
         """The image (uint8 H x W x 3), and ŷ (1, M, h, w)."""
         y_hat, bs = self.decode_latent(data)
-        x_hat = self.model.synthesise(y_hat.to(self.device, torch.float32), bs.rate)
-        x_hat = x_hat[0, :, : bs.height, : bs.width].clamp(0, 1).mul(255).round().byte()
+        try:
+            x_hat = self.model.synthesise(y_hat.to(self.device, torch.float32), bs.rate)
+        except (MemoryError, RuntimeError) as exc:  # torch's allocator raises RuntimeError
+            raise CodecError(f"g_s failed on a {bs.width}x{bs.height} image ({type(exc).__name__}: {exc})") from exc
+        x_hat = torch.nan_to_num(x_hat[0, :, : bs.height, : bs.width], nan=0.0)  # a damaged ŷ can overflow g_s
+        x_hat = x_hat.clamp(0, 1).mul(255).round().byte()
         return x_hat.permute(1, 2, 0).cpu().numpy(), y_hat
 
     @torch.no_grad()
     def decode_latent(self, data: bytes) -> tuple[torch.Tensor, bitstream.Bitstream]:
         """ŷ (1, M, h, w) exactly as the encoder had it, and the parsed bitstream."""
-        bs = bitstream.parse(data, self.model_id)
-        rate = self._rate(bs.rate)
+        bs = bitstream.parse(data, self.model_id, self.max_pixels)
+        self._check_fields(bs)
         h, w = latent_size(bs.height, bs.width)
         try:
-            if self.config.y_factorized:
-                return self.factorized.decode(bs.y, (h, w)), bs
-            psi = None
-            if self.config.has_hyperprior:
-                psi = self._psi(self.factorized.decode(bs.z, (h // Z_STRIDE, w // Z_STRIDE)), rate)
-        except (RuntimeError, ValueError) as exc:
-            raise bitstream.BitstreamError(f"bitstream does not decode: {exc}") from exc
-        if len(bs.y) % 4:
-            raise bitstream.BitstreamError(f"y part is {len(bs.y)} bytes, not a whole number of 32-bit words")
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(bs.y, dtype=np.uint32).copy())
+            return self._decode_latent(bs, h, w), bs
+        except ExactnessError as exc:
+            raise BitstreamError(
+                f"bitstream damaged: its latents are outside anything this model's encoder produces ({exc})"
+            ) from exc
+
+    def _check_fields(self, bs: bitstream.Bitstream) -> None:
+        """The header's fields against this model, before anything is decoded."""
+        cfg = self.config
+        n = len(cfg.rates)
+        if bs.rate >= n:
+            raise BitstreamError(f"bitstream damaged: rate index {bs.rate}, but this model has {n} rate(s)")
+        if cfg.y_factorized:
+            if bs.symbol_range:
+                raise BitstreamError(f"bitstream damaged: symbol range {bs.symbol_range}, but this model's y is factorized (0)")
+        elif not 1 <= bs.symbol_range <= self.symbols.max_symbol_range:
+            raise BitstreamError(
+                f"bitstream damaged: symbol range {bs.symbol_range} outside 1..{self.symbols.max_symbol_range}"
+            )
+        if bool(bs.z) != cfg.has_hyperprior:
+            has = "has a hyperprior" if cfg.has_hyperprior else "has no hyperprior"
+            raise BitstreamError(f"bitstream damaged: z part of {len(bs.z)} bytes, but this model {has}")
+
+    def _decode_latent(self, bs: bitstream.Bitstream, h: int, w: int) -> torch.Tensor:
+        if self.config.y_factorized:
+            return self.factorized.decode(bs.y, (h, w))
+        psi = None
+        if self.config.has_hyperprior:
+            psi = self._psi(self.factorized.decode(bs.z, (h // Z_STRIDE, w // Z_STRIDE)), bs.rate)
+        decoder = range_decoder(bs.y)
         p = self.pad
         y_hat_pad = self._padded_latent(self.config.M, h, w)
         for rows, cols in self._groups(h, w):
             params = self._params(psi, y_hat_pad, rows, cols)
             y_hat_pad[:, rows + p, cols + p] = self.symbols.decode(decoder, params, bs.symbol_range).t()
-        return y_hat_pad[None, :, p : p + h, p : p + w], bs
+        return y_hat_pad[None, :, p : p + h, p : p + w]
 
     # -- the model's own estimate ---------------------------------------------------------------
     @torch.no_grad()

@@ -37,18 +37,45 @@ What is deterministic but not exact
       unnormalised: constriction normalises the probabilities), the mixture sum (in a fixed
       component order) and the snapping of scales up to the 64-entry scale table
       (scale_table, searchsorted).
-    - constriction's own quantisation of the Gaussian (QuantizedGaussian) and of the mixture's
-      probabilities (Categorical) into integer frequencies: the same library on both sides.
+    - constriction's own quantisation of the Gaussian (QuantizedGaussian), of the mixture's
+      probabilities and of the entropy bottleneck's CDFs (Categorical) into integer frequencies:
+      pure Rust (its Linux wheel imports no libm function), pinned by a probe (below).
+
+The tables (the same bits on every machine, by construction, and checked)
+    The normal-CDF, exp and scale tables are part of the contract: a last-bit difference in one
+    entry changes a symbol's frequency and desynchronises the range coder. Vectorised libm
+    functions (torch's ndtr and exp, numpy's exp) promise no particular last bit, and differ
+    between builds and instruction sets. So `table` computes them from the exact grid nodes with
+    IEEE-754's correctly rounded operations only (one numpy ufunc per +, -, *, /; rint, ldexp and
+    comparisons, which are exact), whose every result the standard fixes:
+    - exp(a), a <= 0: k = rint(a / ln 2); r = (a - k ln2_hi) - k ln2_lo, with ln2_hi holding 32
+      bits so that k ln2_hi is exact (Cody and Waite); e^r by its Taylor polynomial to r^15 (the
+      remainder is below 2^-62 on |r| <= ln(2)/2), Horner's scheme; times 2^k (ldexp, exact).
+      Within 1 ulp of exp (measured against mpmath at 40 digits on every node).
+    - Φ(-t), t >= 0 (t^2 is exact on the grid): for t < 1 its Taylor series
+      1/2 - (1/sqrt(2 pi)) sum (-1)^n t^(2n+1) / (2^n n! (2n+1)), 40 terms summed from the smallest;
+      for t >= 1 φ(t) over Laplace's continued fraction of Mills' ratio, t + 1/(t + 2/(t + ...)),
+      500 levels evaluated bottom-up, which keeps full relative accuracy into the tail (Φ(-12)
+      ~ 1.8e-33). Φ(x) = 1 - Φ(-x) for x > 0. Within 3 ulp of Φ (1.1e-16 absolute) by mpmath.
+    - the scale table: exp(ln 0.11 + i (ln 256 - ln 0.11) / 63), both constants correctly rounded
+      literals, within 8 ulp of CompressAI's table (torch's exp of its linspace).
+    A compiler cannot reorder or fuse these (each is a separate array operation). Subnormals
+    arise only in the last series terms for t near 0, added to sums of order t, where flushing
+    them to zero (as some libraries set the FPU to) changes no bit of the sum. Still, the result
+    is checked, not trusted: each table's SHA-256 is pinned in contract.TABLE_SHA256, and a
+    machine that computes one bit differently refuses to code (ContractError) rather than write
+    streams no other machine decodes.
+    The same holds for constriction: `symbols.check_constriction` encodes a fixed message with
+    each of its models rdbench uses and compares the words to a pinned digest. All of it, with
+    the grids and the coders' choices, is hashed into contract.CONTRACT_ID, which every bitstream
+    carries: a stream of another contract is refused by name.
 
 Assumptions
     - torch's float64 conv2d / conv_transpose2d / matmul compute a plain sum of the products
       (in any order, with or without FMA): no Winograd or FFT convolution, no reduced-precision
       accumulation. They do on CPU, where these networks always run.
-    - The tables (and the scale table) are built once per process by torch.special.ndtr and
-      torch.exp over the same float64 grid, so the encoder and the decoder read identical tables
-      when they run the same torch build on the same kind of CPU. Across builds or instruction
-      sets those vectorised functions could differ in the last bit of a table entry, and nothing
-      here detects that.
+    - numpy's float64 +, -, *, / round as IEEE-754 prescribes (round to nearest, ties to even);
+      the digests check it.
 
 Why 20 and 16 bits
     WEIGHT_BITS + ACTIVATION_BITS = 36 fractional bits leave 53 - 36 = 17 bits of a float64
@@ -73,28 +100,21 @@ Why 20 and 16 bits
 
 from __future__ import annotations
 
+import hashlib
 import math
 
+import numpy as np
 import torch
 from compressai.layers import MaskedConv2d
 from torch import nn
 
 from rdbench.errors import CodecError
+from rdbench.learned.contract import (  # noqa: F401  (the contract's numbers, exported here too)
+    ACTIVATION_BITS, BIAS_BITS, CONTRACT_ID, CONTRACT_NAME, EXP_TABLE, NORMAL_CDF_TABLE, SCALE_BOUND,
+    SCALE_LEVELS, SCALE_MAX, SUM_LIMIT, TABLE_SHA256, WEIGHT_BITS,
+)
 
-WEIGHT_BITS = 20
-ACTIVATION_BITS = 16
-SUM_LIMIT = 2.0 ** (52 - WEIGHT_BITS - ACTIVATION_BITS)
 DTYPE = torch.float64
-
-# The Gaussian scale table (CompressAI's get_scale_table): SCALE_LEVELS log-spaced scales from
-# SCALE_BOUND to SCALE_MAX. SCALE_BOUND is also the lower bound of the models' GaussianConditional.
-SCALE_BOUND = 0.11
-SCALE_MAX = 256.0
-SCALE_LEVELS = 64
-
-# Interpolation tables: (lo, hi, step bits) of the normal CDF and of exp (see the module docstring).
-NORMAL_CDF_TABLE = (-12.0, 12.0, 12)
-EXP_TABLE = (-40.0, 0.0, 10)
 
 
 class ExactnessError(CodecError):
@@ -115,7 +135,7 @@ def _weights(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(layer, MaskedConv2d):
         w = w * layer.mask.to("cpu", DTYPE)
     w = to_grid(w, WEIGHT_BITS)
-    b = None if layer.bias is None else to_grid(layer.bias.detach().to("cpu", DTYPE), WEIGHT_BITS + ACTIVATION_BITS)
+    b = None if layer.bias is None else to_grid(layer.bias.detach().to("cpu", DTYPE), BIAS_BITS)
     return w, b
 
 
@@ -236,15 +256,16 @@ class ExactContext(_Linear):
 
 
 class InterpolatedFunction:
-    """f(x) read from a table on [lo, hi] with step 2^-step_bits, linear in between, clamped outside.
-    Built once per process from the same shapes, so encoder and decoder read identical tables."""
+    """f(x) read from `values`, f at lo, lo + 2^-step_bits, ..., hi; linear in between, clamped
+    outside."""
 
-    def __init__(self, fn, lo: float, hi: float, step_bits: int):
+    def __init__(self, values: torch.Tensor, lo: float, hi: float, step_bits: int):
         self.lo, self.hi = float(lo), float(hi)
         self.inv_step = float(2**step_bits)
         n = int(round((hi - lo) * self.inv_step)) + 1
-        grid = lo + torch.arange(n, dtype=DTYPE) / self.inv_step
-        self.table = fn(grid).to(DTYPE)
+        if values.numel() != n:
+            raise ValueError(f"a table on [{lo}, {hi}] with step 2^-{step_bits} has {n} values, not {values.numel()}")
+        self.table = values.to(DTYPE)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         pos = (x.clamp(self.lo, self.hi) - self.lo) * self.inv_step
@@ -255,14 +276,111 @@ class InterpolatedFunction:
         return lo + frac * (self.table[idx + 1] - lo)
 
 
+# -- the tables, computed with IEEE-754 basic operations only (see "The tables" above) -------------
+# Each line below is one numpy ufunc over a float64 array: one correctly rounded +, -, *, / per
+# element, or an exact rint / ldexp / comparison. No libm function is called.
+_LN2_HI = float.fromhex("0x1.62e42feep-1")  # ln 2 to 32 bits: k * _LN2_HI is exact for |k| < 2^21
+_LN2_LO = float.fromhex("0x1.a39ef35793c76p-33")  # ln 2 - _LN2_HI
+_INV_LN2 = float.fromhex("0x1.71547652b82fep0")
+_INV_SQRT_2PI = float.fromhex("0x1.9884533d43651p-2")  # 1/sqrt(2 pi), correctly rounded
+_EXP_TERMS = 15  # Taylor terms of exp on |r| <= ln(2)/2: remainder < 2^-62
+_SERIES_BELOW = 1.0  # |x| below which Φ comes from its Taylor series, above from the continued fraction
+_SERIES_TERMS = 40  # (|x| < 1: the last term is below 2^-160)
+_CF_DEPTH = 500  # Laplace's continued fraction of Mills' ratio, evaluated bottom-up (3 ulp for |x| >= 1)
+
+
+def _exp_basic(a: np.ndarray) -> np.ndarray:
+    """exp(a), a <= 0 float64, within 1 ulp: a = k ln 2 + r (Cody and Waite's split), e^r by its
+    Taylor polynomial (Horner), times 2^k (exact)."""
+    k = np.rint(a * _INV_LN2)
+    r = (a - k * _LN2_HI) - k * _LN2_LO
+    p = np.full_like(a, 1 / math.factorial(_EXP_TERMS))
+    for n in range(_EXP_TERMS - 1, -1, -1):
+        p = p * r + 1 / math.factorial(n)
+    return np.ldexp(p, k.astype(np.int32))
+
+
+def _normal_cdf_lower(t: np.ndarray) -> np.ndarray:
+    """Φ(-t) for t >= 0 on the table grid (t^2 is exact there: t has at most 16 significant bits).
+
+    t < 1: Φ(-t) = 1/2 - (1/sqrt(2 pi)) sum_n (-1)^n t^(2n+1) / (2^n n! (2n+1)), summed from the
+    smallest term. t >= 1: Φ(-t) = φ(t) / (t + 1/(t + 2/(t + 3/(t + ...)))), Laplace's continued
+    fraction of Mills' ratio, which keeps its relative accuracy far into the tail."""
+    out = np.empty_like(t)
+    small = t < _SERIES_BELOW
+    s_t = t[small]
+    t2 = s_t * s_t
+    b = [s_t]
+    for n in range(1, _SERIES_TERMS):
+        b.append(b[-1] * -t2 / (2 * n))
+    total = b[-1] / (2 * _SERIES_TERMS - 1)
+    for n in range(_SERIES_TERMS - 2, -1, -1):
+        total = total + b[n] / (2 * n + 1)
+    out[small] = 0.5 - _INV_SQRT_2PI * total
+    c_t = t[~small]
+    density = _exp_basic(-(c_t * c_t) / 2) * _INV_SQRT_2PI
+    f = c_t.copy()
+    for n in range(_CF_DEPTH, 0, -1):
+        f = c_t + n / f
+    out[~small] = density / f
+    return out
+
+
+def _grid(table: tuple[float, float, int]) -> np.ndarray:
+    lo, hi, bits = table
+    return lo + np.arange(int(round((hi - lo) * 2**bits)) + 1, dtype=np.float64) / 2.0**bits  # exact
+
+
+def _normal_cdf_values() -> np.ndarray:
+    x = _grid(NORMAL_CDF_TABLE)
+    lower = _normal_cdf_lower(np.abs(x))
+    return np.where(x <= 0, lower, 1.0 - lower)  # Φ(x) = 1 - Φ(-x): one rounding
+
+
+def _exp_values() -> np.ndarray:
+    return _exp_basic(_grid(EXP_TABLE))
+
+
+def _scale_values() -> np.ndarray:
+    """SCALE_LEVELS log-spaced scales SCALE_BOUND .. SCALE_MAX: exp(ln lo + i (ln hi - ln lo) / (n - 1))."""
+    log_lo = float.fromhex("-0x1.1a87fbfeb72dfp+1")  # ln 0.11, correctly rounded
+    log_step = float.fromhex("0x1.f8084f2badedap-4")  # (ln 256 - ln 0.11) / 63, correctly rounded
+    return _exp_basic(log_lo + np.arange(SCALE_LEVELS, dtype=np.float64) * log_step)
+
+
+_BUILDERS = {"normal_cdf": _normal_cdf_values, "exp": _exp_values, "scale": _scale_values}
+_tables: dict[str, torch.Tensor] = {}
+
+
+class ContractError(CodecError):
+    """This machine computes the numeric contract's tables differently: it cannot code."""
+
+
+def table(name: str) -> torch.Tensor:
+    """One of the contract's tables ('normal_cdf', 'exp', 'scale') as float64, computed once per
+    process and checked against its pinned SHA-256 (contract.TABLE_SHA256)."""
+    if name not in _tables:
+        values = np.ascontiguousarray(_BUILDERS[name](), dtype="<f8")
+        digest = hashlib.sha256(values.tobytes()).hexdigest()
+        if digest != TABLE_SHA256[name]:
+            raise ContractError(
+                f"this machine computes the {name} table of {CONTRACT_NAME} differently (SHA-256 {digest[:16]}..., "
+                f"pinned {TABLE_SHA256[name][:16]}...): bitstreams it coded would not decode elsewhere, so it "
+                f"refuses to code (numpy {np.__version__}); please report it"
+            )
+        _tables[name] = torch.from_numpy(values.astype(np.float64))
+    return _tables[name]
+
+
 _normal_cdf = None
 _exp_neg = None
 
 
 def normal_cdf() -> InterpolatedFunction:
+    """Φ on [-12, 12] (NORMAL_CDF_TABLE), linear between the nodes, clamped outside."""
     global _normal_cdf
     if _normal_cdf is None:
-        _normal_cdf = InterpolatedFunction(torch.special.ndtr, *NORMAL_CDF_TABLE)
+        _normal_cdf = InterpolatedFunction(table("normal_cdf"), *NORMAL_CDF_TABLE)
     return _normal_cdf
 
 
@@ -270,10 +388,10 @@ def exp_table() -> InterpolatedFunction:
     """exp(x) on [-40, 0], for softmax weights after subtracting the maximum logit."""
     global _exp_neg
     if _exp_neg is None:
-        _exp_neg = InterpolatedFunction(torch.exp, *EXP_TABLE)
+        _exp_neg = InterpolatedFunction(table("exp"), *EXP_TABLE)
     return _exp_neg
 
 
 def scale_table() -> torch.Tensor:
     """CompressAI's 64 log-spaced scales 0.11..256, in float64."""
-    return torch.exp(torch.linspace(math.log(SCALE_BOUND), math.log(SCALE_MAX), SCALE_LEVELS, dtype=DTYPE))
+    return table("scale")

@@ -1,8 +1,8 @@
 """Symbol coders: one per distribution family, each coding one group of latent positions.
 
-- `FactorizedCoder`: a whole latent (z, or y of the factorized model) through CompressAI's
-  EntropyBottleneck, whose CDF tables are fixed buffers of the model. Its density has no
-  per-position parameters, so it codes all positions at once.
+- `FactorizedCoder`: a whole latent (z, or y of the factorized model) with the density of
+  CompressAI's EntropyBottleneck, whose CDF tables are fixed buffers of the model, range-coded by
+  constriction. The density has no per-position parameters, so it codes all positions at once.
 - `GaussianCoder` (K = 1): ŷ = round(y - μ) + μ, coded as a zero-mean discretized Gaussian whose
   scale is snapped up to CompressAI's 64-entry scale table (μ lies on the 2^-16 activation grid,
   and is 0 for the scale-only model), as CompressAI's mbt2018 does.
@@ -16,40 +16,188 @@ so the encoder and the decoder see the same bits. Encoding is two-pass: `quantiz
 (ŷ, and what coding it needs), then `encode` all groups once the symbol range (the largest
 |symbol|, or the window half-width W, written in the header) is known. `decode` reads one group.
 The order of the groups (the context schedule) is the caller's: coding.py.
+
+Damaged streams: every call into constriction's decoder goes through `decoding`, which turns any
+failure into a BitstreamError; the symbol range is bounded (`max_symbol_range`: 2^16 - 1 for the
+Gaussian, MAX_WINDOW for a mixture, whose pmfs are computed PMF_BUDGET entries at a time) and
+checked by coding.py before decoding starts, so no model is built with an empty support (that
+panics). `check_constriction` pins constriction's own quantisation to the numeric contract.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import constriction
 import numpy as np
 import torch
 
-from rdbench.learned.exact import DTYPE, SCALE_BOUND, exp_table, normal_cdf, scale_table
+from rdbench.errors import CodecError
+from rdbench.learned.bitstream import BitstreamError
+from rdbench.learned.contract import CONSTRICTION_PROBE_SHA256, CONTRACT_NAME
+from rdbench.learned.exact import DTYPE, SCALE_BOUND, ContractError, exp_table, normal_cdf, scale_table
+
+_model = constriction.stream.model
+MAX_WINDOW = 2**12  # the largest mixture window half-width W (the pmf of a symbol has 2W + 1 entries)
+PMF_BUDGET = 2**22  # pmf entries computed at once (32 MB of float64): bounds memory whatever W is
+
+
+def range_decoder(data: bytes):
+    """constriction's range decoder over `data` (whole 32-bit words: bitstream.parse checked)."""
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+
+
+def decoding(what: str, call, *args):
+    """`call(*args)` inside a third-party decoder: any failure there (constriction raises
+    AssertionError or ValueError, and panics with pyo3's PanicException, a BaseException) means the
+    data is not what this model's encoder wrote, and becomes a BitstreamError saying so."""
+    try:
+        return call(*args)
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: B036  (PanicException derives from BaseException only)
+        raise BitstreamError(f"bitstream damaged: {what} does not decode ({type(exc).__name__}: {exc})") from exc
+
+
+_constriction_checked = False
+
+
+def check_constriction() -> None:
+    """Encode a fixed message with every constriction model rdbench uses and compare the words to
+    the contract's pinned digest: a constriction that quantizes differently is refused by name
+    before it codes anything (once per process)."""
+    global _constriction_checked
+    if _constriction_checked:
+        return
+    digest = hashlib.sha256(_constriction_probe().astype("<u4").tobytes()).hexdigest()
+    if digest != CONSTRICTION_PROBE_SHA256:
+        raise ContractError(
+            f"constriction {getattr(constriction, '__version__', '(version unknown)')} codes differently from "
+            f"{CONTRACT_NAME} (probe SHA-256 {digest[:16]}..., pinned {CONSTRICTION_PROBE_SHA256[:16]}...): "
+            f"its bitstreams would not decode elsewhere; install the constriction version rdbench names"
+        )
+    _constriction_checked = True
+
+
+def _constriction_probe() -> np.ndarray:
+    encoder = constriction.stream.queue.RangeEncoder()
+    stds = np.array([0.11, 0.37, 1.9, 7.25, 40.5, 255.0])
+    encoder.encode(np.array([0, -1, 3, -9, 60, 300], dtype=np.int32), _model.QuantizedGaussian(-400, 400),
+                   np.zeros_like(stds), stds)
+    pmf = np.array([[0.5, 0.25, 0.125, 0.125, 0.0], [1e-12, 0.3, 0.3, 0.4, 1e-3], [0.1, 0.2, 0.3, 0.2, 0.2]])
+    encoder.encode(np.array([0, 4, 2], dtype=np.int32), _model.Categorical(perfect=False), pmf)
+    encoder.encode(np.array([1, 2], dtype=np.int32), _model.Categorical(pmf[2], perfect=False))
+    encoder.encode(np.array([32, 0], dtype=np.int32), _model.Uniform(33))
+    encoder.encode(np.array([1, 65535, 9], dtype=np.int32), _model.Uniform(), np.array([2, 2**16, 16], dtype=np.int32))
+    return encoder.get_compressed()
 
 
 class FactorizedCoder:
-    """A latent (1, C, h, w) through an EntropyBottleneck, and back (as float64 on the CPU)."""
+    """A latent (1, C, h, w) through an EntropyBottleneck's density, and back (float64, CPU).
+
+    The density is the bottleneck's own: per channel, its 16-bit quantized CDF (buffers of the
+    checkpoint, so part of the model id) over the symbols round(x - median) in offset ..
+    offset + L - 1, and one escape symbol for the rest, as CompressAI lays it out. rdbench codes
+    them with constriction's range coder, not CompressAI's rANS, whose decoder reads past the end
+    of a damaged string (a changed image size in a header made it crash). Channel by channel
+    (each channel's positions in raster order), then each escaped value as its bit length
+    (Uniform(33)) and its bits below the leading one, in chunks of at most 16.
+    """
 
     def __init__(self, entropy_bottleneck):
-        self.entropy_bottleneck = entropy_bottleneck
+        eb = entropy_bottleneck
+        cdf = eb._quantized_cdf.detach().to("cpu", torch.int64).numpy()
+        lengths = eb._cdf_length.detach().to("cpu", torch.int64).numpy()
+        self.offsets = eb._offset.detach().to("cpu", torch.int64)
+        self.medians = eb.quantiles[:, 0, 1].detach().to("cpu", torch.float32)
+        self.sizes = torch.from_numpy(lengths - 2)  # L: in-range symbols per channel; L is the escape
+        self.models = []
+        for c, n in enumerate(lengths):
+            freq = np.diff(cdf[c, :n]) if n >= 3 else np.zeros(0, dtype=np.int64)
+            if freq.size < 2 or (freq <= 0).any() or cdf[c, 0] != 0 or cdf[c, n - 1] != 2**16:
+                raise CodecError(f"entropy bottleneck channel {c}: its quantized CDF is not a valid 16-bit table")
+            self.models.append(_model.Categorical(freq / 2.0**16, perfect=False))
+        check_constriction()
+
+    def _dequantize(self, values: torch.Tensor) -> torch.Tensor:
+        """ŷ from the integer values round(x - median): values + median in float32, as CompressAI's
+        EntropyBottleneck dequantizes, then float64."""
+        return (values.to(torch.float32) + self.medians.view(-1, 1, 1)).to(DTYPE)
 
     def encode(self, latent: torch.Tensor) -> tuple[bytes, torch.Tensor]:
-        """The bytes, and the quantized latent exactly as `decode` returns it."""
-        data = self.entropy_bottleneck.compress(latent)[0]
-        return data, self.decode(data, latent.shape[-2:])
+        """The bytes, and the quantized latent (1, C, h, w) exactly as `decode` returns it."""
+        x = latent[0].detach().to("cpu", torch.float32)
+        values = torch.round(x - self.medians.view(-1, 1, 1))
+        if not bool(torch.isfinite(values).all()) or float(values.abs().max()) >= 2**30:
+            raise CodecError("a latent is not finite or beyond 2^30 in magnitude: a diverged model cannot be coded")
+        C = values.shape[0]
+        symbols = values.to(torch.int64).reshape(C, -1) - self.offsets.view(-1, 1)
+        sizes = self.sizes.view(-1, 1)
+        escaped = (symbols < 0) | (symbols >= sizes)
+        index = torch.where(escaped, sizes, symbols).to(torch.int32).numpy()
+        encoder = constriction.stream.queue.RangeEncoder()
+        for c in range(C):
+            encoder.encode(np.ascontiguousarray(index[c]), self.models[c])
+        if bool(escaped.any()):
+            over = symbols[escaped]
+            raw = torch.where(over < 0, -2 * over - 1, 2 * (over - sizes.expand_as(symbols)[escaped]))
+            self._write_escapes(encoder, raw.numpy())
+        return encoder.get_compressed().tobytes(), self._dequantize(values)[None]
+
+    @staticmethod
+    def _write_escapes(encoder, raw: np.ndarray) -> None:
+        bits = np.zeros(raw.shape, dtype=np.int32)  # bit length of each raw value (< 2^32)
+        for b in range(32):
+            bits += (raw >> b) > 0
+        encoder.encode(bits, _model.Uniform(33))
+        rest = raw - np.where(bits > 0, np.left_shift(1, np.maximum(bits - 1, 0)), 0)
+        low_bits, high_bits = np.minimum(np.maximum(bits - 1, 0), 16), np.maximum(bits - 17, 0)
+        low, high = low_bits > 0, high_bits > 0
+        for chosen, chunk, width in ((low, rest & 0xFFFF, low_bits), (high, rest >> 16, high_bits)):
+            if chosen.any():
+                encoder.encode(chunk[chosen].astype(np.int32), _model.Uniform(), (1 << width[chosen]).astype(np.int32))
+
+    @staticmethod
+    def _read(decoder, *args) -> np.ndarray:
+        return decoding("an entropy-bottleneck part", decoder.decode, *args)
+
+    def _read_escapes(self, decoder, n: int) -> np.ndarray:
+        bits = self._read(decoder, _model.Uniform(33), n).astype(np.int64)
+        low_bits, high_bits = np.minimum(np.maximum(bits - 1, 0), 16), np.maximum(bits - 17, 0)
+        low, high = low_bits > 0, high_bits > 0
+        rest = np.zeros(n, dtype=np.int64)
+        for chosen, width, shift in ((low, low_bits, 0), (high, high_bits, 16)):
+            if chosen.any():
+                chunk = self._read(decoder, _model.Uniform(), (1 << width[chosen]).astype(np.int32))
+                rest[chosen] += chunk.astype(np.int64) << shift
+        return rest + np.where(bits > 0, np.left_shift(1, np.maximum(bits - 1, 0)), 0)
 
     def decode(self, data: bytes, size: tuple[int, int]) -> torch.Tensor:
-        return self.entropy_bottleneck.decompress([data], size).to("cpu", DTYPE)
+        """The quantized latent (1, C, h, w) of `data`; raises BitstreamError for damaged data."""
+        h, w = size
+        decoder = range_decoder(data)
+        index = np.stack([self._read(decoder, model, h * w) for model in self.models]).astype(np.int64)
+        symbols = torch.from_numpy(index)
+        sizes = self.sizes.view(-1, 1).expand_as(symbols)
+        escaped = symbols == sizes
+        n = int(escaped.sum())
+        if n:
+            raw = torch.from_numpy(self._read_escapes(decoder, n))
+            symbols[escaped] = torch.where(raw % 2 == 1, -(raw + 1) // 2, sizes[escaped] + raw // 2)
+        values = (symbols + self.offsets.view(-1, 1)).view(-1, h, w)
+        return self._dequantize(values)[None]
 
 
 class SymbolCoder:
     """Codes ŷ at groups of positions, given their distribution parameters."""
 
+    max_symbol_range = MAX_WINDOW  # the largest symbol range a header may give (symbol_range)
+
     def __init__(self, M: int):
         self.M = M
         self.scales = scale_table()
+        check_constriction()
 
     def quantize_ahead(self, y: torch.Tensor) -> torch.Tensor | None:
         """ŷ of every position, when it does not depend on the parameters (then the encoder may
@@ -74,6 +222,11 @@ class SymbolCoder:
     def encode(self, groups: list[tuple]) -> tuple[int, bytes]:
         """The symbol range and the range coder's bytes, groups written in the order given."""
         symbol_range = max(1, max(self.span(group) for group in groups))
+        if symbol_range > self.max_symbol_range:
+            raise CodecError(
+                f"latent symbols lie up to {symbol_range} from their predicted means, beyond the format's "
+                f"{self.max_symbol_range}: the model predicts them too badly to code (untrained or diverged?)"
+            )
         encoder = constriction.stream.queue.RangeEncoder()
         for group in groups:
             self.write(encoder, group, symbol_range)
@@ -87,6 +240,8 @@ class SymbolCoder:
 
 class GaussianCoder(SymbolCoder):
     """One Gaussian per symbol: parameters (scales) or (scales, means), M channels each."""
+
+    max_symbol_range = 2**16 - 1  # constriction's Gaussian codes any range at the same cost
 
     def __init__(self, M: int, with_means: bool):
         super().__init__(M)
@@ -121,7 +276,7 @@ class GaussianCoder(SymbolCoder):
     def decode(self, decoder, params, symbol_range):
         std, mean = self._distribution(params)
         stds = std.flatten().numpy()
-        symbols = decoder.decode(self._model(symbol_range), np.zeros_like(stds), stds)
+        symbols = decoding("y", decoder.decode, self._model(symbol_range), np.zeros_like(stds), stds)
         return torch.from_numpy(symbols.astype(np.float64)).view(-1, self.M) + mean
 
 
@@ -148,6 +303,12 @@ class MixtureCoder(SymbolCoder):
         centres = torch.round(means.gather(1, heaviest)[:, 0])
         return weights, means, self._snap_scales(scales), centres
 
+    def _batches(self, n: int, half_width: int):
+        """Slices of at most PMF_BUDGET pmf entries (at least one position) over n positions: the
+        symbols keep their order, so batching changes no bit."""
+        step = max(1, PMF_BUDGET // (self.M * (2 * half_width + 1)))
+        return (slice(start, start + step) for start in range(0, n, step))
+
     def _pmf(self, weights, means, stds, centres, half_width: int) -> np.ndarray:
         """Probabilities of centre - W .. centre + W for each symbol: (n * M, 2W + 1) float64."""
         cdf = normal_cdf()
@@ -171,15 +332,19 @@ class MixtureCoder(SymbolCoder):
 
     def write(self, encoder, group, symbol_range) -> None:
         weights, means, stds, centres, y_hat = group
-        pmf = self._pmf(weights, means, stds, centres, symbol_range)
-        index = (y_hat - centres + symbol_range).flatten().numpy().astype(np.int32)
-        encoder.encode(index, self.categorical, pmf)
+        for b in self._batches(centres.shape[0], symbol_range):
+            pmf = self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range)
+            index = (y_hat[b] - centres[b] + symbol_range).flatten().numpy().astype(np.int32)
+            encoder.encode(index, self.categorical, pmf)
 
     def decode(self, decoder, params, symbol_range):
         weights, means, stds, centres = self._distribution(params)
-        pmf = self._pmf(weights, means, stds, centres, symbol_range)
-        index = decoder.decode(self.categorical, pmf)
-        return torch.from_numpy(index.astype(np.float64)).view(-1, self.M) + centres - symbol_range
+        index = [
+            decoding("y", decoder.decode, self.categorical, self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range))
+            for b in self._batches(centres.shape[0], symbol_range)
+        ]
+        index = torch.from_numpy(np.concatenate(index).astype(np.float64)).view(-1, self.M)
+        return index + centres - symbol_range
 
 
 def symbol_coder(M: int, K: int, with_means: bool) -> SymbolCoder:
