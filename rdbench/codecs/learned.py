@@ -41,10 +41,22 @@ def _is_checkpoint(path: Path) -> bool:
     return path.is_file() and path.name.endswith(CHECKPOINT_SUFFIXES)
 
 
+# Options every learned codec has: where it runs and what a bitstream may ask of it.
+RUNTIME_OPTIONS = {
+    "device": Option("cpu", ("cpu", "cuda")),
+    "threads": Option("0", help="torch threads (0: torch's default)"),
+    "max_pixels": MAX_PIXELS_OPTION,
+}
+
+
 class _LearnedBase(Codec):
     learned = True
     extension = "rdbl"
     quality_name = "rate point"
+
+    def __init__(self, spec: Spec | str | None = None):
+        super().__init__(spec)
+        _check_max_pixels(self)
 
     def availability(self) -> str | None:
         from rdbench.codecs.registry import missing_learned_packages
@@ -113,14 +125,11 @@ class LearnedCodec(_LearnedBase):
     options = {
         "checkpoint": Option("", help="one checkpoint file (a variable-rate one gives one quality per rate)"),
         "checkpoints": Option("", help="a folder with one checkpoint per rate point"),
-        "device": Option("cpu", ("cpu", "cuda")),
-        "threads": Option("0", help="torch threads (0: torch's default)"),
-        "max_pixels": MAX_PIXELS_OPTION,
+        **RUNTIME_OPTIONS,
     }
 
     def __init__(self, spec: Spec | str | None = None):
         super().__init__(spec)
-        _check_max_pixels(self)
         one, many = self.opts["checkpoint"], self.opts["checkpoints"]
         if bool(one) == bool(many):
             raise ValueError(f"codec spec {self.spec.text!r}: give exactly one of checkpoint=FILE or checkpoints=DIR")
@@ -194,14 +203,11 @@ class ZooCodec(_LearnedBase):
     quality_range = (1, 8)
     options = {
         "metric": Option("mse", ("mse", "ms-ssim")),
-        "device": Option("cpu", ("cpu", "cuda")),
-        "threads": Option("0", help="torch threads (0: torch's default)"),
-        "max_pixels": MAX_PIXELS_OPTION,
+        **RUNTIME_OPTIONS,
     }
 
     def __init__(self, spec: Spec | str | None = None):
         super().__init__(spec)
-        _check_max_pixels(self)
         self._coders = {}
 
     @property
