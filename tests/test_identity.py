@@ -360,3 +360,17 @@ def test_report_lists_every_run_without_machine_paths(tmp_path, kodim):
     lines = [line for line in runs.splitlines() if "rdbench run" in line]
     assert len(lines) == 2 and all("| 8 |" in line for line in lines)  # each measured 2 images x 4 qualities
     assert report.startswith("# rdbench report\n\nMade ") and "with `rdbench run --dataset imgs" in report
+
+
+def test_a_curve_without_the_metric_says_so_instead_of_nan():
+    """Published mbt2018 has PSNR only: its MS-SSIM row must name the missing values, not BD's NaN check."""
+    from rdbench.analysis.published import published
+    from rdbench.analysis.tables import bd_table
+
+    anchor, test = published("bpg"), published("mbt2018")
+    table = pd.concat([anchor, test], ignore_index=True)
+    ms = bd_table(table, anchor="bpg", metric="ms_ssim_db", published_anchor=anchor)
+    row = ms[ms["label"].str.contains("mbt2018")].iloc[0]
+    assert np.isnan(row["bd_rate_pct"]) and row["error"] == "no ms_ssim_db_of_mean values in the test curve"
+    psnr = bd_table(table, anchor="bpg", metric="psnr_rgb", published_anchor=anchor)
+    assert psnr.loc[psnr["label"].str.contains("mbt2018"), "bd_rate_pct"].notna().all()

@@ -94,7 +94,7 @@ def matched_metric(metric: str, anchor: pd.DataFrame, test: pd.DataFrame) -> tup
     """The column to compare two curves on for `metric`, and a note when it is not `metric` itself:
     `ms_ssim_db` becomes `ms_ssim_db_of_mean` when one curve has MS-SSIM dB only that way."""
     if metric == "ms_ssim_db" and not (_has(anchor, metric) and _has(test, metric)):
-        if _has(anchor, "ms_ssim_db_of_mean") and _has(test, "ms_ssim_db_of_mean"):
+        if _has(anchor, "ms_ssim_db_of_mean") and (_has(test, "ms_ssim_db_of_mean") or not _has(test, metric)):
             which = "the anchor" if not _has(anchor, metric) else "the test"
             return "ms_ssim_db_of_mean", f" (matched: {which} has MS-SSIM dB only as the dB of its mean)"
     return metric, ""
@@ -271,6 +271,10 @@ def bd_table(curve_table: pd.DataFrame, anchor: str = "bpg", metric: str = "psnr
                                                  allow_mismatched_reference)
             used, note = matched_metric(metric, a, t)
             points = t[t["complete"].astype(bool)]
+            if error is None:
+                lacking = [who for who, c in (("test", t), ("anchor", a)) if not _has(c, used)]
+                if lacking:  # say so plainly, rather than BD's "NaN or infinite values"
+                    error = f"no {used} values in " + (f"the {lacking[0]} curve" if len(lacking) == 1 else "either curve")
             if error is None:
                 try:
                     result = _both(a[a["complete"].astype(bool)], points, used, method)
