@@ -102,15 +102,20 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     has_values = "bd_rate_pct" in table and table["bd_rate_pct"].notna().any()
     names = table["label"] if "label" in table else table.get("codec", pd.Series(dtype=str))
     if not has_values:
-        fig = Figure(figsize=(7, 2.5), layout="constrained")
-        ax = fig.subplots()
-        ax.set_axis_off()
-        reasons = [f"{n}: {e}" for n, e in zip(names, table.get("error", [""] * len(table))) if isinstance(e, str) and e]
+        # one line per distinct reason (the same refusal is usually shared by every codec), each
+        # cut to a few wrapped lines, and a figure as tall as the text
+        by_reason: dict[str, list[str]] = {}
+        for n, e in zip(names, table.get("error", [""] * len(table))):
+            if isinstance(e, str) and e:
+                by_reason.setdefault(e if len(e) <= 400 else e[:397] + "...", []).append(str(n))
+        reasons = [f"{', '.join(codecs)}: {why}" for why, codecs in by_reason.items()]
         if len(reasons) > 6:
             reasons = [*reasons[:6], f"... and {len(reasons) - 6} more"]
         text = "no BD-rate could be computed" + ("\n\n" + "\n".join(_wrapped(r, 90) for r in reasons) if reasons
                                                  else " (no curve to compare with the anchor)")
-        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=9, transform=ax.transAxes)
+        # no axes: the text is the figure (axes text would count as decoration and collapse the layout)
+        fig = Figure(figsize=(7, 1.4 + 0.19 * text.count("\n")))
+        fig.text(0.5, 0.45, text, ha="center", va="center", fontsize=9)
         _figure_title(fig, title)
         return fig
     table = table.dropna(subset=["bd_rate_pct"]).sort_values("bd_rate_pct")
