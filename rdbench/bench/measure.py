@@ -49,6 +49,17 @@ class Settings:
 
 # What this worker process has set up: codecs by spec text, and the warm-up families done.
 _codecs: dict[str, Codec] = {}
+_load_s: dict[str, float] = {}  # seconds each codec took to load, until a warm-up row records them
+
+
+def _loaded(spec: str) -> Codec:
+    """This worker's instance of the codec `spec` (loaded on first use; the load time kept for setup_s)."""
+    codec = _codecs.get(spec)
+    if codec is None:
+        started = time.perf_counter()
+        codec = _codecs[spec] = load(spec)
+        _load_s[spec] = time.perf_counter() - started
+    return codec
 _warmed: set[tuple[str, object]] = set()
 _references: OrderedDict[str, Reference] = OrderedDict()
 _REFERENCE_CACHE = 4
@@ -57,17 +68,16 @@ _REFERENCE_CACHE = 4
 def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Codec, float | None]:
     """The item's codec, loaded and warmed up for the item's quality; and the seconds this call
     spent doing so (None when the worker had done it already)."""
-    started = time.perf_counter()
-    codec = _codecs.get(item.codec)
-    if codec is None:
-        codec = _codecs[item.codec] = load(item.codec)
+    codec = _loaded(item.codec)
     codec.configure(timeout_s=settings.timeout_s)
     family = (item.codec, codec.warm_up_family(item.quality))
     if family in _warmed:
         return codec, None
+    started = time.perf_counter()
     codec.warm_up(item.quality, image)
     _warmed.add(family)
-    return codec, time.perf_counter() - started
+    # the load counts once, on the first warm-up, whoever loaded it (check_codec_version may have)
+    return codec, time.perf_counter() - started + _load_s.pop(item.codec, 0.0)
 
 
 def _reference(image: ImageRef) -> Reference:
@@ -109,12 +119,10 @@ def check_codec_version(item: Item) -> str | None:
     """None when this process's build of the item's codec is the version the client planned (rows
     are keyed by it), else why not; a codec that cannot load here is left to `measure`, whose
     row says why. For workers on other machines, whose binaries may differ from the client's."""
-    codec = _codecs.get(item.codec)
-    if codec is None:
-        try:
-            codec = _codecs[item.codec] = load(item.codec)
-        except Exception:
-            return None
+    try:
+        codec = _loaded(item.codec)
+    except Exception:
+        return None
     if codec.version != item.codec_version:
         return (f"this worker has {codec.version!r} of {item.codec}, the client planned {item.codec_version!r} "
                 "(results are keyed by version: install the same build on every worker)")
