@@ -69,11 +69,13 @@ def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Cod
     """The item's codec, loaded and warmed up for the item's quality; and the seconds this call
     spent doing so (None when the worker had done it already)."""
     codec = _loaded(item.codec)
+    # timed from here: a codec may defer its heavy start-up (a learned model's torch import and
+    # checkpoint read) to the first configure or warm_up_family call
+    started = time.perf_counter()
     codec.configure(timeout_s=settings.timeout_s)
     family = (item.codec, codec.warm_up_family(item.quality))
     if family in _warmed:
         return codec, None
-    started = time.perf_counter()
     codec.warm_up(item.quality, image)
     _warmed.add(family)
     # the load counts once, on the first warm-up, whoever loaded it (check_codec_version may have)
