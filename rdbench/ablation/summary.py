@@ -11,6 +11,7 @@ import warnings
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.analysis.bd import BDError, bd
 from rdbench.analysis.document import Document, markdown_table
+from rdbench.analysis.curves import operational  # noqa: F401 - re-exported: the ablation's rule
 from rdbench.analysis.tables import convention, matched_metric
 from rdbench.bench.columns import HEADLINE_METRICS
 
@@ -57,15 +58,6 @@ def _questions(config: AblationConfig) -> list[tuple]:
         if cell.K == 1 and cell.name != config.reference and config.reference in names:
             found.append((f"context size k = {cell.k} vs the reference", cell.name, config.reference, None, None))
     return found
-
-
-def operational(curve, metric: str):
-    """The points of one curve on its operational RD curve: sorted by rate, each point kept only
-    if its quality beats every cheaper point's. A point that costs more bits for no better quality
-    (a saturated model's top rate) is dominated, and BD's interpolation needs quality to rise."""
-    curve = curve.sort_values("bpp")
-    best = curve[metric].cummax().shift(fill_value=float("-inf"))
-    return curve[curve[metric] > best]
 
 
 def _points(curve, metric: str):

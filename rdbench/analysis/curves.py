@@ -87,6 +87,15 @@ def select_versions(rows: pd.DataFrame, versions: str = "newest") -> tuple[pd.Da
     return rows[kept], notes
 
 
+def operational(curve, metric: str):
+    """The points of one curve on its operational RD curve: sorted by rate, each point kept only
+    if its quality beats every cheaper point's. A point that costs more bits for no better quality
+    (a saturated model's top rate) is dominated, and BD's interpolation needs quality to rise."""
+    curve = curve.sort_values("bpp")
+    best = curve[metric].cummax().shift(fill_value=float("-inf"))
+    return curve[curve[metric] > best]
+
+
 def drop_duplicate_rows(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Rows with one row per (dataset, image, codec, version, quality) key: the first of each (two
     result folders can hold the same measurement); also how many were dropped."""
