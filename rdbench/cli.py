@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.fn(args)
-    except (DatasetError, CodecUnavailable, StoreError, ValueError, FileNotFoundError) as exc:
+    except (DatasetError, CodecUnavailable, StoreError, ValueError, OSError) as exc:  # OSError: a file's name and fault
         print(f"rdbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ClusterError as exc:  # the Dask scheduler unreachable or lost: what was stored stays

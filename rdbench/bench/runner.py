@@ -12,7 +12,7 @@ from pathlib import Path
 from rdbench import __version__
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
-from rdbench.bench.store import ResultStore, quality_key
+from rdbench.bench.store import ResultStore, StoreError, quality_key
 from rdbench.codecs import Codec, CodecUnavailable, available, load
 from rdbench.conventions import utc_now
 from rdbench.data.datasets import Dataset
@@ -204,5 +204,9 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         **asdict(summary),
         "interrupted": interrupted,
     }
-    with open(out_dir / "runs.jsonl", "a") as f:
-        f.write(json.dumps(entry) + "\n")
+    try:
+        with open(out_dir / "runs.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+    except OSError as exc:  # the disk full or read-only after the last row: the rows are stored
+        raise StoreError(f"{out_dir / 'runs.jsonl'}: cannot log the run: {exc.strerror or exc} (its rows are "
+                         f"stored in {out_dir / 'results.csv'})") from None

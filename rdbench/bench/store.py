@@ -54,27 +54,36 @@ class ResultStore:
         self.path = self.directory / RESULTS_FILE
         self._file = None
         self._lock = None
+        self._size = 0  # bytes of results.csv that hold whole lines
+        self._failed = False  # a write failed: close() does not report the same fault again
         self.rows: list[dict] = []
         self.dropped_lines = 0
 
     # -- opening ---------------------------------------------------------------------------
     def open(self) -> "ResultStore":
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.directory / ".results.lock", "w")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.directory / ".results.lock", "w")
+        except OSError as exc:  # a read-only or full folder: say so, naming it
+            raise StoreError(f"{exc.filename or self.directory}: cannot open the result store: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreError(f"{self.directory}: another rdbench run is writing this result store") from None
         try:
             self.rows = self._read_and_repair()
-        except BaseException:
-            self._lock.close()  # a refused file must not leave the store locked for a retry
-            self._lock = None
+            # unbuffered: a row is on its way to the disk when append returns, and a failed write
+            # leaves nothing behind in a buffer for close() to fail on again
+            self._file = open(self.path, "ab", buffering=0)
+            self._size = self._file.tell()
+            if self._size == 0:
+                self._write((",".join(COLUMNS) + "\n").encode())
+        except BaseException as exc:
+            self._failed = True
+            self.close()  # a refused file must not leave the store locked for a retry
+            if isinstance(exc, OSError):
+                raise StoreError(f"{exc.filename or self.path}: cannot open the result store: {exc.strerror or exc}") from None
             raise
-        self._file = open(self.path, "a", newline="", encoding="utf-8")
-        if self._file.tell() == 0:
-            self._file.write(",".join(COLUMNS) + "\n")
-            self._file.flush()
         return self
 
     def _read_and_repair(self) -> list[dict]:
@@ -90,15 +99,19 @@ class ResultStore:
             self.dropped_lines += 1
         if not data:
             return []
-        reader = csv.reader(io.StringIO(data.decode("utf-8")))
-        header = next(reader)
-        rows, malformed = [], []
-        for fields in reader:
-            if len(fields) != len(header):
-                self.dropped_lines += 1
-                malformed.append(fields)
-                continue
-            rows.append(dict(zip(header, fields)))
+        try:
+            reader = csv.reader(io.StringIO(data.decode("utf-8")))
+            header = next(reader)
+            rows, malformed = [], []
+            for fields in reader:
+                if len(fields) != len(header):
+                    self.dropped_lines += 1
+                    malformed.append(fields)
+                    continue
+                rows.append(dict(zip(header, fields)))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise StoreError(f"{self.path}: not a results file rdbench can read ({exc}); move it away to start "
+                             "a new store") from exc
         if tuple(header) != COLUMNS:
             self._migrate(header, rows, malformed)
         if self.dropped_lines:
@@ -140,22 +153,46 @@ class ResultStore:
         csv.writer(buf, lineterminator="\n").writerow([_cell(row.get(c)) for c in COLUMNS])
         return buf.getvalue()
 
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view):]  # a short write (the disk filling up) goes on, or raises
+        self._size += len(data)
+
     def append(self, row: dict) -> None:
         if self._file is None:
             raise StoreError("store is not open")
-        self._file.write(self._line(row))
-        self._file.flush()
+        try:
+            self._write(self._line(row).encode("utf-8"))
+        except OSError as exc:
+            # the disk full or turned read-only: take back the part of the line written, if the
+            # disk lets us (otherwise the next open drops the torn line), and stop with the reason
+            self._failed = True
+            try:
+                os.ftruncate(self._file.fileno(), self._size)
+            except OSError:
+                pass
+            raise StoreError(
+                f"{self.path}: cannot store a result row: {exc.strerror or exc}. The {len(self.rows)} rows stored "
+                "are kept: free space or make the folder writable, then run the same command again to "
+                "measure only what is missing") from None
         self.rows.append({c: _cell(row.get(c)) for c in COLUMNS})
 
     def close(self) -> None:
-        if self._file:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-        if self._lock:
-            self._lock.close()
-            self._lock = None
+        try:
+            if self._file:
+                try:
+                    os.fsync(self._file.fileno())
+                except OSError as exc:
+                    if not self._failed:  # else the write that failed is the error being reported
+                        raise StoreError(f"{self.path}: cannot sync the rows to disk: {exc.strerror or exc}") from None
+                finally:
+                    self._file.close()
+                    self._file = None
+        finally:
+            if self._lock:
+                self._lock.close()
+                self._lock = None
 
     def __enter__(self):
         return self.open()
@@ -173,5 +210,11 @@ def read_results(path: str | Path):
         path = path / RESULTS_FILE
     if not path.is_file():
         raise StoreError(f"{path}: no such results file")
-    df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    try:
+        df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise StoreError(f"{path}: not a results file rdbench can read ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in KEY if c not in df.columns]
+    if missing:
+        raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
     return df.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)

@@ -11,9 +11,11 @@ temporary files live in /dev/shm when it exists, so file I/O costs little.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import tomllib
@@ -58,56 +60,102 @@ class Definition:
 
 
 def _parse(path_text: str, raw: dict) -> Definition:
+    def fail(message):
+        raise CodecSpecError(f"{path_text}: {message}")
+
     def need(key, kind):
         if key not in raw:
-            raise CodecSpecError(f"{path_text}: missing required key {key!r}")
+            fail(f"missing required key {key!r}")
         if not isinstance(raw[key], kind):
-            raise CodecSpecError(f"{path_text}: {key!r} must be {kind.__name__}")
+            fail(f"{key!r} must be {kind.__name__}")
         return raw[key]
 
+    def optional(table, key, kind, default, where=""):
+        value = table.get(key, default)
+        if not isinstance(value, kind):
+            fail(f"{where}{key!r} must be {kind.__name__ if isinstance(kind, type) else ' or '.join(k.__name__ for k in kind)}")
+        return value
+
+    def strings(value, what):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            fail(f"{what} must be a list of strings")
+        return value
+
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
     cmds = need("commands", dict)
-    version = raw.get("version", {})
-    options = {
-        key: Option(str(o["default"]), tuple(map(str, o["choices"])) if "choices" in o else None, o.get("help", ""))
-        for key, o in raw.get("options", {}).items()
-    }
+    version = optional(raw, "version", dict, {})
+    options = {}
+    for key, o in optional(raw, "options", dict, {}).items():
+        if not isinstance(o, dict) or "default" not in o or not isinstance(o["default"], (str, int, float)):
+            fail(f"[options.{key}] needs a default (a string or number)")
+        choices = o.get("choices")
+        if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, (str, int, float)) for c in choices)):
+            fail(f"[options.{key}] choices must be a list of strings or numbers")
+        option = Option(str(o["default"]), tuple(map(str, choices)) if choices is not None else None,
+                        optional(o, "help", str, "", f"[options.{key}] "))
+        if option.choices is not None and option.default not in option.choices:
+            fail(f"[options.{key}] default {option.default!r} is not one of its choices {list(option.choices)}")
+        options[key] = option
+    qualities = need("qualities", list)
+    if not all(number(q) for q in qualities):
+        fail("'qualities' must be a list of finite numbers")
+    quality_range = raw.get("quality_range")
+    if quality_range is not None:
+        if not (isinstance(quality_range, list) and len(quality_range) == 2 and all(number(q) for q in quality_range)
+                and quality_range[0] <= quality_range[1]):
+            fail("'quality_range' must be [low, high], two finite numbers")
+        if not all(quality_range[0] <= q <= quality_range[1] for q in qualities):
+            fail(f"'qualities' {qualities} outside 'quality_range' {quality_range}")
+    pattern = optional(version, "pattern", str, r"(\S+)", "[version] ")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        fail(f"[version] pattern {pattern!r}: {exc}")
     definition = Definition(
         name=need("name", str),
         source=path_text,
-        description=raw.get("description", ""),
-        binaries=need("binaries", list),
-        encode=cmds.get("encode") or [],
-        decode=cmds.get("decode") or [],
+        description=optional(raw, "description", str, ""),
+        binaries=strings(need("binaries", list), "'binaries'"),
+        encode=strings(cmds.get("encode") or [], "[commands] encode"),
+        decode=strings(cmds.get("decode") or [], "[commands] decode"),
         extension=need("extension", str),
-        input_format=raw.get("input_format", "png"),
-        output_format=raw.get("output_format", "png"),
-        qualities=tuple(need("qualities", list)),
-        quality_range=tuple(raw["quality_range"]) if "quality_range" in raw else None,
-        quality_name=raw.get("quality_name", "quality"),
-        version_command=version.get("command", []),
-        version_pattern=version.get("pattern", r"(\S+)"),
-        env_dir=raw.get("env_dir"),
-        install_hint=raw.get("install_hint", ""),
+        input_format=optional(raw, "input_format", str, "png"),
+        output_format=optional(raw, "output_format", str, "png"),
+        qualities=tuple(qualities),
+        quality_range=tuple(quality_range) if quality_range is not None else None,
+        quality_name=optional(raw, "quality_name", str, "quality"),
+        version_command=strings(version.get("command", []), "[version] command"),
+        version_pattern=pattern,
+        env_dir=optional(raw, "env_dir", (str, type(None)), None),
+        install_hint=optional(raw, "install_hint", str, ""),
         options=options,
     )
+    if not definition.name.strip():
+        fail("'name' is empty")
     if not definition.encode or not definition.decode:
-        raise CodecSpecError(f"{path_text}: [commands] needs both encode and decode")
+        fail("[commands] needs both encode and decode")
     for fmt in (definition.input_format, definition.output_format):
         if fmt not in ("png", "ppm"):
-            raise CodecSpecError(f"{path_text}: image format {fmt!r} (expected png or ppm)")
+            fail(f"image format {fmt!r} (expected png or ppm)")
     allowed = {"input", "output", "quality", *definition.binaries, *definition.options}
     for template in (definition.encode, definition.decode, definition.version_command):
         for arg in template:
             for key in re.findall(r"{(\w+)}", arg):
                 if key not in allowed:
-                    raise CodecSpecError(f"{path_text}: placeholder {{{key}}} is not one of {sorted(allowed)}")
+                    fail(f"placeholder {{{key}}} is not one of {sorted(allowed)}")
+            try:  # what _args will do: every other brace, index or attribute is an error too
+                arg.format(**dict.fromkeys(allowed, ""))
+            except (KeyError, IndexError, ValueError, AttributeError) as exc:
+                fail(f"template argument {arg!r} is not a valid placeholder string ({type(exc).__name__}: {exc})")
     return definition
 
 
 def load_definition(path: Path) -> Definition:
     try:
-        raw = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CodecSpecError(f"{path}: {exc}") from exc
     return _parse(str(path), raw)
 
@@ -121,7 +169,10 @@ def _spec_files() -> list[tuple[str, str]]:
             found.append((f"codecs/{item.name}", item.read_text()))
     for folder in filter(None, os.environ.get("RDBENCH_CODECS_PATH", "").split(os.pathsep)):
         for path in sorted(Path(folder).glob("*.toml")):
-            found.append((str(path), path.read_text()))
+            try:
+                found.append((str(path), path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise CodecSpecError(f"{path}: cannot read it as UTF-8 text ({exc})") from exc
     return found
 
 
@@ -134,6 +185,32 @@ def definitions() -> list[Definition]:
         except tomllib.TOMLDecodeError as exc:
             raise CodecSpecError(f"{origin}: {exc}") from exc
     return found
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL process `pid` and every process below it (found in /proc on Linux; elsewhere only `pid`)."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    children.setdefault(int(f.read().rsplit(b")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or not readable
+    tree, todo = [pid], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        tree += below
+        todo += below
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _scratch_dir() -> str | None:
@@ -195,14 +272,37 @@ class ExternalCodec(Codec):
 
     def _run(self, args: list[str], what: str) -> None:
         try:
-            done = subprocess.run(args, capture_output=True, timeout=self.timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise CodecError(f"{self.spec.text}: {what} timed out after {self.timeout_s:g} s") from exc
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise CodecError(f"{self.spec.text}: cannot run {args[0]}: {exc}") from exc
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()[-3:]
-            raise CodecError(f"{self.spec.text}: {what} exited with {done.returncode}: {' / '.join(tail)}")
+        with proc:
+            try:
+                stdout, stderr = proc.communicate(timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_tree(proc.pid)  # the binary and whatever it started: no orphan goes on running
+                proc.wait()
+                raise CodecError(f"{self.spec.text}: {what} timed out after {self.timeout_s:g} s (killed)") from None
+            except BaseException:
+                proc.kill()
+                raise
+        if proc.returncode != 0:
+            tail = (stderr or stdout).decode(errors="replace").strip().splitlines()[-3:]
+            if proc.returncode < 0:
+                try:
+                    how = f"was killed by {signal.Signals(-proc.returncode).name}"
+                except ValueError:
+                    how = f"was killed by signal {-proc.returncode}"
+            else:
+                how = f"exited with {proc.returncode}"
+            raise CodecError(f"{self.spec.text}: {what} {how}" + (f": {' / '.join(tail)}" if tail else ""))
+
+    def _output(self, path: Path, what: str) -> bytes:
+        if not path.is_file():
+            raise CodecError(f"{self.spec.text}: {what} wrote no output file")
+        data = path.read_bytes()
+        if not data:
+            raise CodecError(f"{self.spec.text}: {what} wrote an empty file")
+        return data
 
     def encode(self, image: np.ndarray, quality) -> bytes:
         with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
@@ -210,9 +310,7 @@ class ExternalCodec(Codec):
             dst = Path(tmp) / f"out.{self.extension}"
             src.write_bytes(encode_ppm(image) if self.definition.input_format == "ppm" else encode_png(image))
             self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality), "encoder")
-            if not dst.is_file():
-                raise CodecError(f"{self.spec.text}: encoder wrote no output file")
-            return dst.read_bytes()
+            return self._output(dst, "encoder")
 
     def decode(self, data: bytes) -> np.ndarray:
         with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
@@ -220,9 +318,7 @@ class ExternalCodec(Codec):
             dst = Path(tmp) / f"out.{self.definition.output_format}"
             src.write_bytes(data)
             self._run(self._args(self.definition.decode, input=src, output=dst), "decoder")
-            if not dst.is_file():
-                raise CodecError(f"{self.spec.text}: decoder wrote no output file")
             try:
-                return decode_rgb(dst.read_bytes(), name=f"{self.spec.text} decoder output").pixels
+                return decode_rgb(self._output(dst, "decoder"), name=f"{self.spec.text} decoder output").pixels
             except ImageError as exc:
                 raise CodecError(str(exc)) from exc
