@@ -104,8 +104,15 @@ def bd(anchor_rate, anchor_dist, test_rate, test_dist, kind: str = "rate", metho
     if overlap < LOW_OVERLAP:
         warnings.warn(f"curves overlap on only {overlap:.1%} of their joint range; BD is extrapolation-free but "
                       "describes a small part of the curves", LowOverlapWarning, stacklevel=2)
-    mean_diff = (_integral(xt, yt, method, lo, hi) - _integral(xa, ya, method, lo, hi)) / (hi - lo)
-    value = 100.0 * (math.pow(10.0, mean_diff) - 1.0) if kind == "rate" else mean_diff
+    try:  # curves at the edges of float64 (1e300 rates, 1e-13 quality steps) overflow or fit nothing
+        with np.errstate(over="raise", invalid="raise", divide="raise"), warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.RankWarning)
+            mean_diff = (_integral(xt, yt, method, lo, hi) - _integral(xa, ya, method, lo, hi)) / (hi - lo)
+            value = 100.0 * (math.pow(10.0, mean_diff) - 1.0) if kind == "rate" else mean_diff
+    except (FloatingPointError, OverflowError, ZeroDivisionError, np.linalg.LinAlgError, np.exceptions.RankWarning) as exc:
+        raise BDError(f"BD cannot be computed in float64 from these curves ({type(exc).__name__}: {exc})") from None
+    if not math.isfinite(value):
+        raise BDError(f"BD of these curves is {value} (the values are beyond float64's range)")
     return BDResult(value, kind, method, overlap, (float(lo), float(hi)))
 
 

@@ -119,12 +119,48 @@ def published(name: str) -> pd.DataFrame:
                                  _kodak_identity(), data.get("description", ""))
 
 
+def _check_compressai(data, path) -> None:
+    """Refuse, naming the file, what curve_from_compressai cannot read: every `results` entry a list
+    as long as `bpp`, of numbers or nulls (quality: also strings); the names and `meta` of the right types."""
+
+    def fail(message):
+        raise ValueError(f"{path}: not a CompressAI result file: {message}")
+
+    if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or "bpp" not in data["results"]:
+        fail("expected an object with 'results' holding 'bpp'")
+    results = data["results"]
+    n = len(results["bpp"]) if isinstance(results["bpp"], list) else -1
+    for key, values in results.items():
+        if not isinstance(values, list) or len(values) != n:
+            fail(f"results[{key!r}] must be a list as long as results['bpp'] ({max(n, 0)})")
+        for v in values:
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and (not isinstance(v, int) or abs(v) < 2**1000)
+            if not (v is None or number or (key == "quality" and isinstance(v, str))):
+                fail(f"results[{key!r}] holds {v!r}, not a number")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            fail(f"{key!r} must be a string")
+    meta = data.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        fail("'meta' must be an object")
+    meta = meta or {}
+    if meta.get("source") == "rdbench" and "dataset" not in meta:
+        fail("meta (source rdbench) names no dataset")
+    for key in ("dataset", "image_set", "weighting", "codec", "codec_version", "conventions"):
+        if key in meta and not isinstance(meta[key], str):
+            fail(f"meta[{key!r}] must be a string")
+    if "n_images" in meta and not (isinstance(meta["n_images"], (int, float)) and not isinstance(meta["n_images"], bool)):
+        fail("meta['n_images'] must be a number")
+
+
 def read_compressai_json(path: str | Path) -> pd.DataFrame:
     """A CompressAI-style result JSON file as a curve (source: the file); see the module's docstring
     for the identity and conventions it is given."""
-    data = json.loads(Path(path).read_text())
-    if "results" not in data or "bpp" not in data["results"]:
-        raise ValueError(f"{path}: not a CompressAI result file (expected 'results' with 'bpp')")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a CompressAI result file: not JSON ({exc})") from None
+    _check_compressai(data, path)
     meta = data.get("meta") or {}
     if meta.get("source") == "rdbench":
         identity = {"dataset": meta["dataset"], "image_set": meta.get("image_set", ""),

@@ -9,8 +9,10 @@ must match the manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import re
 import sys
 import tomllib
 import urllib.error
@@ -71,18 +73,59 @@ def manifest_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def load_manifest(name: str) -> Manifest:
     res = manifests_folder() / f"{name}.toml"
     if not res.is_file():
         raise DatasetError(f"no dataset manifest named {name!r} (known: {', '.join(manifest_names())})")
-    raw = tomllib.loads(res.read_text())
+
+    def fail(message):
+        raise DatasetError(f"{res}: malformed dataset manifest: {message}")
+
+    try:
+        raw = tomllib.loads(res.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        fail(str(exc))
+
+    def text(table, key, where="", required=True):
+        if key not in table:
+            if required:
+                fail(f"{where}missing {key!r}")
+            return None
+        if not isinstance(table[key], str):
+            fail(f"{where}{key!r} must be a string")
+        return table[key]
+
+    images = raw.get("images")
+    if not isinstance(images, list) or not images:
+        fail("needs [[images]] entries")
+    fields = {f.name for f in dataclasses.fields(ManifestImage)}
+    entries = []
+    for k, entry in enumerate(images):
+        where = f"image {k + 1}: "
+        if not isinstance(entry, dict) or set(entry) != fields:
+            fail(f"{where}needs exactly the keys {sorted(fields)}")
+        for key in ("file", "url", "file_sha256", "pixels_sha256"):
+            text(entry, key, where)
+        for key in ("file_sha256", "pixels_sha256"):
+            if not _HEX64.fullmatch(entry[key]):
+                fail(f"{where}{key} must be 64 lower-case hex digits")
+        for key in ("width", "height"):
+            if not isinstance(entry[key], int) or isinstance(entry[key], bool) or entry[key] <= 0:
+                fail(f"{where}{key!r} must be a positive integer")
+        file = entry["file"]
+        if not file or file in (".", "..") or "/" in file or "\\" in file or "\0" in file:
+            fail(f"{where}file {file!r} must be a plain file name (no folder)")
+        entries.append(ManifestImage(**entry))
     return Manifest(
-        name=raw["name"],
-        description=raw.get("description", ""),
-        base_url=raw["base_url"],
-        local_env=raw.get("local_env"),
-        url_env=raw.get("url_env"),
-        images=[ManifestImage(**entry) for entry in raw["images"]],
+        name=text(raw, "name"),
+        description=text(raw, "description", required=False) or "",
+        base_url=text(raw, "base_url"),
+        local_env=text(raw, "local_env", required=False),
+        url_env=text(raw, "url_env", required=False),
+        images=entries,
     )
 
 

@@ -44,7 +44,7 @@ def pixels_sha256(pixels: np.ndarray) -> str:
 
 
 def _png_bit_depth(head: bytes) -> int | None:
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+    if len(head) > 24 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
         return head[24]
     return None
 
