@@ -15,6 +15,12 @@
 The decoder runs the same steps, with context_prediction and entropy_parameters once per
 wavefront over all its positions, never once per position.
 
+Decode timing (complexity.decode_time_split): set `LatentCoder.timings` to a dict and each decode
+adds its seconds (time.perf_counter) under "transforms" (h_s and g_s), "entropy_parameters" (each
+group's distribution parameters: context_prediction and entropy_parameters, or reading ψ without a
+context model) and "entropy_coding" (the symbol coders' decoding, their probability tables
+included). Left at None (the default) nothing is timed; either way no bit changes.
+
 A damaged or hostile stream cannot crash, hang or exhaust the decoder: bitstream.parse checks
 the checksum (header included), the contract, the model and the image size (max_pixels) before
 anything is allocated; `_check_fields` checks the rate index, the symbol range and the z part
@@ -25,6 +31,9 @@ reported as damage too. Work and memory are then bounded by the pixel limit.
 """
 
 from __future__ import annotations
+
+import contextlib
+import time
 
 import numpy as np
 import torch
@@ -69,6 +78,13 @@ class LatentCoder:
         self.symbols = None if cfg.y_factorized else symbol_coder(cfg.M, cfg.K, cfg.has_means)
         self.pad = cfg.k // 2 if cfg.has_context else 0  # ŷ border the context taps read
         self._gains = {}
+        self.timings: dict[str, float] | None = None  # a dict: decode adds its seconds per part (see above)
+
+    def _timed(self, part: str):
+        """A context that adds its wall time to self.timings[part] (a no-op when timings is None)."""
+        if self.timings is None:
+            return contextlib.nullcontext()
+        return _Timer(self.timings, part, self.device)
 
     # -- helpers ------------------------------------------------------------------------------
     def _rate(self, rate: int) -> int:
@@ -171,7 +187,8 @@ class LatentCoder:
         """The image (uint8 H x W x 3), and ŷ (1, M, h, w)."""
         y_hat, bs = self.decode_latent(data)
         try:
-            x_hat = self.model.synthesise(y_hat.to(self.device, torch.float32), bs.rate)
+            with self._timed("transforms"):
+                x_hat = self.model.synthesise(y_hat.to(self.device, torch.float32), bs.rate)
         except (MemoryError, RuntimeError) as exc:  # torch's allocator raises RuntimeError
             raise CodecError(f"g_s failed on a {bs.width}x{bs.height} image ({type(exc).__name__}: {exc})") from exc
         x_hat = torch.nan_to_num(x_hat[0, :, : bs.height, : bs.width], nan=0.0)  # a damaged ŷ can overflow g_s
@@ -209,17 +226,25 @@ class LatentCoder:
             raise BitstreamError(f"bitstream damaged: z part of {len(bs.z)} bytes, but this model {has}")
 
     def _decode_latent(self, bs: bitstream.Bitstream, h: int, w: int) -> torch.Tensor:
+        timed = self._timed
         if self.config.y_factorized:
-            return self.factorized.decode(bs.y, (h, w))
+            with timed("entropy_coding"):
+                return self.factorized.decode(bs.y, (h, w))
         psi = None
         if self.config.has_hyperprior:
-            psi = self._psi(self.factorized.decode(bs.z, (h // Z_STRIDE, w // Z_STRIDE)), bs.rate)
+            with timed("entropy_coding"):
+                z_hat = self.factorized.decode(bs.z, (h // Z_STRIDE, w // Z_STRIDE))
+            with timed("transforms"):
+                psi = self._psi(z_hat, bs.rate)
         decoder = range_decoder(bs.y)
         p = self.pad
         y_hat_pad = self._padded_latent(self.config.M, h, w)
         for rows, cols in self._groups(h, w):
-            params = self._params(psi, y_hat_pad, rows, cols)
-            y_hat_pad[:, rows + p, cols + p] = self.symbols.decode(decoder, params, bs.symbol_range).t()
+            with timed("entropy_parameters"):
+                params = self._params(psi, y_hat_pad, rows, cols)
+            with timed("entropy_coding"):
+                y_hat = self.symbols.decode(decoder, params, bs.symbol_range)
+            y_hat_pad[:, rows + p, cols + p] = y_hat.t()
         return y_hat_pad[None, :, p : p + h, p : p + w]
 
     # -- the model's own estimate ---------------------------------------------------------------
@@ -229,3 +254,25 @@ class LatentCoder:
         rate = self._rate(rate)
         _, likelihoods = self.model.quantize_with_likelihoods(self.model.analyse(self._to_input(image), rate), rate)
         return float(sum(-torch.log2(lik).sum() for lik in likelihoods.values()))
+
+
+class _Timer:
+    """Adds the wall time of a `with` block to timings[part] (waiting for a GPU first, at both ends,
+    so that its queued work lands in the part that queued it)."""
+
+    __slots__ = ("timings", "part", "cuda", "start")
+
+    def __init__(self, timings: dict, part: str, device: str):
+        self.timings, self.part, self.cuda = timings, part, str(device).startswith("cuda")
+
+    def __enter__(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.timings[self.part] = self.timings.get(self.part, 0.0) + time.perf_counter() - self.start
+        return False
