@@ -24,6 +24,21 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_MIN_SIDE = (MS_SSIM_WIN_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
 
 
+# The largest image (pixels) rdbench decodes: an image file whose header declares more is refused
+# before its pixels are allocated (a "decompression bomb": a few bytes declaring 100000 x 100000).
+# $RDBENCH_MAX_PIXELS raises it (for images and for learned bitstreams, which default to 2**28).
+MAX_PIXELS_ENV = "RDBENCH_MAX_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 2**26  # 67 Mpx: 8192 x 8192
+
+
+def max_image_pixels() -> int:
+    """The image pixel limit: $RDBENCH_MAX_PIXELS when it is a positive integer, else the default."""
+    import os
+
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_IMAGE_PIXELS
+
+
 def utc_now() -> str:
     """The current time in UTC, ISO 8601 to the second (e.g. 2026-12-01T06:00:00+00:00): the
     timestamp of result rows, runs.jsonl entries and reports."""

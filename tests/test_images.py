@@ -72,3 +72,36 @@ def test_folder_dataset_keeps_bad_images_as_errors(tmp_path, crop):
     bad, good = ds.images
     assert "bad.png" in bad.error and bad.sha256.startswith("file:")
     assert good.error is None and good.width == 240 and good.height == 200
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width x height pixels (its data is a few zero bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
+    """94 bytes declaring 8 x 16,777,216 pixels: Pillow only warns and allocates 400 MB, filling the
+    missing rows; rdbench refuses it from the header, names the file and says how to raise the limit."""
+    import time
+
+    from rdbench.data.images import load_rgb
+    from rdbench.errors import ImageError
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_declaring(8, 16_777_216))
+    started = time.perf_counter()
+    with pytest.raises(ImageError, match=r"bomb\.png: declares 8 x 16777216 pixels .*RDBENCH_MAX_PIXELS"):
+        load_rgb(path)
+    assert time.perf_counter() - started < 1.0  # refused before decoding
+    monkeypatch.setenv("RDBENCH_MAX_PIXELS", str(64 * 64))
+    small = tmp_path / "small.png"
+    small.write_bytes(_png_declaring(64, 65))
+    with pytest.raises(ImageError, match="limit of 4,096 pixels"):
+        load_rgb(small)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rdbench.conventions import MAX_PIXELS_ENV, max_image_pixels
 from rdbench.errors import ImageError
 
 # Modes whose conversion to 8-bit RGB is exact.
@@ -66,9 +67,23 @@ def decode_rgb(data: bytes, name: str = "<bytes>") -> RGBImage:
             f"{name}: 16-bit PNG; rdbench compares 8-bit RGB images and will not drop bits "
             "silently. Convert it to 8 bits first (e.g. `convert in.png -depth 8 out.png`)."
         )
+    import warnings
+
     try:
-        im = Image.open(io.BytesIO(data))
-        im.load()
+        with warnings.catch_warnings():
+            # over Pillow's own limit it only warns and goes on allocating: refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = im.size
+            limit = max_image_pixels()
+            if width * height > limit:
+                raise ImageError(
+                    f"{name}: declares {width} x {height} pixels ({width * height / 1e6:.0f} Mpx), more than the "
+                    f"limit of {limit:,} pixels (a damaged file or a decompression bomb? set ${MAX_PIXELS_ENV} "
+                    "to a larger number of pixels to measure larger images)")
+            im.load()
+    except ImageError:
+        raise
     except Exception as exc:  # Pillow raises many types for broken files
         raise ImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from exc
     notes: list[str] = []

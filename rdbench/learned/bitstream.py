@@ -47,7 +47,7 @@ MAX_SYMBOL_RANGE = 2**16 - 1
 # The largest image a bitstream may declare, unless raised: 2^28 pixels (16,384 x 16,384). A damaged
 # or hostile header could otherwise make the decoder allocate for any size the 32-bit fields can hold.
 DEFAULT_MAX_PIXELS = 2**28
-MAX_PIXELS_ENV = "RDBENCH_MAX_PIXELS"
+from rdbench.conventions import MAX_PIXELS_ENV  # noqa: E402 - one name for both limits
 
 
 class BitstreamError(CodecError):
