@@ -138,29 +138,37 @@ class LatentModel(CompressionModel):
         """ŷ (noisy while training) and the likelihoods of ŷ (and ẑ): the rate term, without g_s."""
         cfg = self.config
         likelihoods = {}
+        fp32 = _float32(y.device.type)  # transforms may run in bf16 (autocast); entropy models do not
+        y = y.float()
         if cfg.y_factorized:
-            y_hat, likelihoods["y"] = self.entropy_bottleneck(y)
+            with fp32:
+                y_hat, likelihoods["y"] = self.entropy_bottleneck(y)
             return y_hat, likelihoods
 
         psi = None
         if cfg.has_hyperprior:
-            z = self.hyper_analyse(y, rate)
-            z_hat, likelihoods["z"] = self.entropy_bottleneck(z)
-            psi = self.h_s(self.hyper_synthesis_input(z_hat, rate))
+            z = self.hyper_analyse(y, rate).float()
+            with fp32:
+                z_hat, likelihoods["z"] = self.entropy_bottleneck(z)
+            psi = self.h_s(self.hyper_synthesis_input(z_hat, rate)).float()
 
         y_hat = self.gaussian_conditional.quantize(y, "noise" if self.training else "dequantize")
         if not cfg.has_means:  # scale-only: ψ is σ
-            _, likelihoods["y"] = self.gaussian_conditional(y, psi)
+            with fp32:
+                _, likelihoods["y"] = self.gaussian_conditional(y, psi)
             return y_hat, likelihoods
         params = psi
         if cfg.has_context:
             phi = self.context_prediction(y_hat)
-            params = self.entropy_parameters(phi if psi is None else torch.cat((psi, phi), dim=1))
+            params = self.entropy_parameters(phi if psi is None else torch.cat((psi, phi.to(psi.dtype)), dim=1))
+        params = params.float()
         if cfg.K > 1:
-            likelihoods["y"] = self.mixture_likelihood(y_hat, params)
+            with fp32:
+                likelihoods["y"] = self.mixture_likelihood(y_hat, params)
             return y_hat, likelihoods
         scales, means = params.chunk(2, 1)
-        y_coded, likelihoods["y"] = self.gaussian_conditional(y, scales, means=means)
+        with fp32:
+            y_coded, likelihoods["y"] = self.gaussian_conditional(y, scales, means=means)
         if not cfg.has_context:  # ŷ = round(y - μ) + μ, as coded (with context, μ needs ŷ)
             y_hat = y_coded
         return y_hat, likelihoods
@@ -177,6 +185,12 @@ class LatentModel(CompressionModel):
         upper = gc._standardized_cumulative((0.5 - centred) / scales)
         lower = gc._standardized_cumulative((-0.5 - centred) / scales)
         return gc.likelihood_lower_bound((weights * (upper - lower)).sum(dim=1))
+
+
+def _float32(device_type: str):
+    """A region where autocast is off: the entropy models and likelihoods are computed in float32
+    even when the transforms run in bfloat16 (train --precision bf16)."""
+    return torch.autocast(device_type=device_type, enabled=False)
 
 
 def parameter_count(model: nn.Module) -> int:
