@@ -18,7 +18,12 @@
     steps = 4000
     lr = 1e-4
     downscale = 1
-    seed = 0
+    seeds = [0, 1, 2]         # each cell trained once per seed (or `seed = 0`: one run)
+    precision = "bf16"        # or "fp32": bf16 autocast of the transforms (learned/train.py)
+    channels_last = true
+    keep_fractions = [0.25, 0.5, 0.75]  # learning-curve checkpoints, besides the last
+    holdout = 24              # images of `data` never trained on; learning curves are measured on them
+    loader_workers = 0        # > 0: DataLoader processes make the batches (pinned memory on CUDA)
     [evaluation]
     dataset = "kodak"      # a manifest name, or a folder (relative to this file)
     reference = "joint-k5"
@@ -69,6 +74,26 @@ class Training:
     seed: int = 0
     metric: str = "mse"
     checkpoint_every: int = 250
+    seeds: tuple[int, ...] = ()  # () : the one run of `seed`, in the single-seed layout
+    precision: str = "fp32"
+    channels_last: bool = False
+    keep_fractions: tuple[float, ...] = ()
+    holdout: int = 0
+    loader_workers: int = 0
+
+    @property
+    def replicated(self) -> bool:
+        """Trained per seed (cells/<cell>/seed-<s>/), rather than once (cells/<cell>/)."""
+        return bool(self.seeds)
+
+    @property
+    def all_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (self.seed,)
+
+    @property
+    def kept_steps(self) -> tuple[int, ...]:
+        """The steps whose checkpoints are kept for the learning curves (the last one is the model)."""
+        return tuple(sorted({max(1, round(f * self.steps)) for f in self.keep_fractions} - {self.steps}))
 
 
 @dataclass(frozen=True)
@@ -133,10 +158,16 @@ def parse(text: str, source: str = "<config>", data_override: str | None = None)
         raise AblationConfigError(f"{source}: [training] data (an image folder) is required, or pass --data")
     base = Path(source).parent if source != "<config>" else Path(".")
     t["data"] = str((base / t["data"]).resolve()) if not data_override else str(Path(t["data"]).resolve())
+    for key in ("seeds", "keep_fractions"):
+        if key in t:
+            if not isinstance(t[key], list) or not t[key]:
+                raise AblationConfigError(f"{source}: [training] {key} must be a non-empty list")
+            t[key] = tuple(t[key])
     try:
         training = Training(**t)
     except TypeError as exc:
         raise AblationConfigError(f"{source}: [training] {exc}") from exc
+    _check_training(training, source)
     ev = raw.get("evaluation", {})
     reference = ev.get("reference", "joint-k5")
     if reference not in names:
@@ -148,6 +179,20 @@ def parse(text: str, source: str = "<config>", data_override: str | None = None)
         name=raw.get("name", Path(source).stem), cells=tuple(cells), lambdas=lambdas, rate_mode=mode,
         training=training, dataset=dataset, reference=reference, source=source, text=text,
     )
+
+
+def _check_training(t: Training, source: str) -> None:
+    where = f"{source}: [training]"
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in t.seeds) or len(set(t.seeds)) != len(t.seeds):
+        raise AblationConfigError(f"{where} seeds {list(t.seeds)}: expected distinct non-negative integers")
+    if t.precision not in ("fp32", "bf16"):
+        raise AblationConfigError(f"{where} precision {t.precision!r}: expected fp32 or bf16")
+    if any(not isinstance(f, (int, float)) or not 0 < f < 1 for f in t.keep_fractions):
+        raise AblationConfigError(f"{where} keep_fractions {list(t.keep_fractions)}: expected fractions between 0 and 1")
+    if not isinstance(t.holdout, int) or t.holdout < 0:
+        raise AblationConfigError(f"{where} holdout {t.holdout!r}: expected a number of images (0 or more)")
+    if not isinstance(t.steps, int) or t.steps < 1:
+        raise AblationConfigError(f"{where} steps {t.steps!r}: expected a positive integer")
 
 
 def load(path: str | Path, data_override: str | None = None) -> AblationConfig:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig
-from rdbench.ablation.layout import cell_dir, cell_spec
+from rdbench.ablation.layout import cell_spec, runs, seed_dir
 
 
 def evaluate(config: AblationConfig, out: Path, workers: int | None = None, device: str = "cpu",
@@ -20,8 +20,8 @@ def evaluate(config: AblationConfig, out: Path, workers: int | None = None, devi
     dataset = resolve_dataset(config.dataset)
     if max_images:
         dataset.images = dataset.images[:max_images]
-    specs = [cell_spec(config, out, cell, device) for cell in config.cells]
-    missing = [c.name for c in config.cells if not cell_dir(out, c).exists()]
+    specs = [cell_spec(config, out, cell, device, seed) for cell, seed in runs(config)]
+    missing = [str(seed_dir(config, out, c, s).relative_to(out)) for c, s in runs(config) if not seed_dir(config, out, c, s).exists()]
     if missing:
         raise FileNotFoundError(f"{out}: cells not trained yet: {', '.join(missing)}")
     return run(dataset, load_codecs(specs), str(out), workers=workers, progress=progress, argv=sys.argv,

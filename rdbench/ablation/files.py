@@ -3,17 +3,20 @@ curves) and where it writes (OUT, through analysis/report). summary.py computes 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig
-from rdbench.ablation.layout import cell_dir, cell_spec, checkpoint_paths
+from rdbench.ablation.layout import (COMPLEXITY_FILE, LEARNING_FILE, cell_dir, cell_spec, checkpoint_paths, runs,
+                                     seed_dir)
 from rdbench.ablation.summary import published_needed, summarize
 
 
 def cell_rows(config: AblationConfig, out: Path):
-    """The rows of OUT/results.csv that evaluate a cell of the grid, `codec` renamed to the cell's name.
+    """The rows of OUT/results.csv that evaluate a cell of the grid, `codec` renamed to the cell's
+    name, and a `seed` column (the training seed of the row's model).
 
     A row belongs to a cell when its spec's checkpoint path ends in that cell's place under OUT
     (cells/<cell>/model.pt, or cells/<cell> in per-lambda mode), whatever OUT was called when
@@ -23,10 +26,10 @@ def cell_rows(config: AblationConfig, out: Path):
 
     rows = read_results(Path(out) / "results.csv")
     places = {}
-    for cell in config.cells:
-        spec = parse_spec(cell_spec(config, out, cell))
+    for cell, seed in runs(config):
+        spec = parse_spec(cell_spec(config, out, cell, seed=seed))
         (key, path), = ((k, v) for k, v in spec.options.items() if k in ("checkpoint", "checkpoints"))
-        places[(spec.name, key, Path(path).relative_to(Path(out)).parts)] = cell.name
+        places[(spec.name, key, Path(path).relative_to(Path(out)).parts)] = (cell.name, seed)
 
     def cell_of(codec: str):
         spec = parse_spec(codec)
@@ -38,9 +41,10 @@ def cell_rows(config: AblationConfig, out: Path):
                         return cell
         return None
 
-    names = {codec: cell_of(codec) for codec in rows["codec"].unique()}
-    rows = rows[rows["codec"].map(names).notna()].copy()
-    rows["codec"] = rows["codec"].map(names)
+    runs_of = {codec: cell_of(codec) for codec in rows["codec"].unique()}
+    rows = rows[rows["codec"].map(runs_of).notna()].copy()
+    rows["seed"] = rows["codec"].map(lambda codec: runs_of[codec][1]).astype(int)
+    rows["codec"] = rows["codec"].map(lambda codec: runs_of[codec][0])
     return rows
 
 
@@ -63,14 +67,28 @@ def cell_facts(config: AblationConfig, out: Path) -> dict[str, dict]:
         else:
             rates = points[0][0]
             params = parameter_count(LatentModel(replace(cell.model_config, rates=rates)))
-            steps = min(_logged_steps(out, cell, path.name) for _, path in points)
-        facts[cell.name] = {"params": params, "steps": steps}
+            steps = min(_logged_steps(config, out, cell, path.name) for _, path in points)
+        profile = cell_dir(out, cell) / COMPLEXITY_FILE
+        facts[cell.name] = {"params": params, "steps": steps,
+                            "complexity": json.loads(profile.read_text()) if profile.is_file() else None}
     return facts
 
 
-def _logged_steps(out: Path, cell, checkpoint: str) -> int:
+def learning_rows(config: AblationConfig, out: Path):
+    """Every run's learning.csv (ablation/profile.py) as one DataFrame with `cell` and `seed`; None if none."""
+    import pandas as pd
+
+    parts = []
+    for cell, seed in runs(config):
+        path = seed_dir(config, Path(out), cell, seed) / LEARNING_FILE
+        if path.is_file():
+            parts.append(pd.read_csv(path).assign(cell=cell.name, seed=seed))
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def _logged_steps(config: AblationConfig, out: Path, cell, checkpoint: str) -> int:
     """The last training step train.log records for one checkpoint file (0 when none)."""
-    log = cell_dir(Path(out), cell) / "train.log"
+    log = seed_dir(config, Path(out), cell) / "train.log"
     if not log.is_file():
         return 0
     pattern = re.compile(rf" {re.escape(checkpoint)}: step (\d+)/\d+")
@@ -91,5 +109,6 @@ def write_summary(config: AblationConfig, out: Path, command: str = "") -> Path:
 
     out = Path(out)
     command = command or f"rdbench ablate {config.source} --out {out}"
-    document = summarize(config, cell_rows(config, out), cell_facts(config, out), published_curves(config), command)
+    document = summarize(config, cell_rows(config, out), cell_facts(config, out), published_curves(config), command,
+                         learning=learning_rows(config, out))
     return write_document(document, out)

@@ -11,7 +11,7 @@ import warnings
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.analysis.bd import BDError, bd
 from rdbench.analysis.document import Document, markdown_table
-from rdbench.analysis.curves import operational  # noqa: F401 - re-exported: the ablation's rule
+from rdbench.analysis.curves import operational  # re-exported too: the ablation's rule
 from rdbench.analysis.tables import convention, matched_metric
 from rdbench.bench.columns import HEADLINE_METRICS
 
@@ -134,25 +134,98 @@ def _notes(bd, label: str, index):
     return (label + ": " + bd["error"]).where(bd["error"] != "", "").reindex(index).fillna("")
 
 
-def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: dict, command: str) -> Document:
-    """Tables (per metric), RD curves, BD bar charts and ablation.md, as a Document.
+def newest_per_run(rows):
+    """The rows of each (cell, seed)'s newest model only (analysis.curves.select_versions per run):
+    a run retrained (more steps) is a new model, so a new codec version, and its curve is the newest
+    version's alone, never the mean of the old and the new model."""
+    from rdbench.analysis.curves import select_versions
 
-    rows: the evaluation rows of the cells, `codec` being the cell's name; facts: per cell,
-    {"params": trainable parameters or None, "steps": training steps}; published: the curves
-    named by `published_needed`; command: what made the summary, for its first lines."""
+    if "seed" not in rows or rows.empty:
+        return select_versions(rows, "newest")
+    tag = "\x00seed "
+    kept, notes = select_versions(rows.assign(codec=rows["codec"] + tag + rows["seed"].astype(str)), "newest")
+    return kept.assign(codec=kept["codec"].str.split(tag).str[0]), [n.replace(tag, ", seed ") for n in notes]
+
+
+def pooled(rows, seeds):
+    """The rows of every seed as one curve per cell: its points are the mean over images and seeds."""
+    return rows.assign(codec_version=f"mean of seeds {', '.join(str(s) for s in seeds)}")
+
+
+def run_rows(rows):
+    """Per-image rows in the form analysis.seeds reads: cell, seed, image, quality, bpp, metrics."""
     import pandas as pd
 
-    from rdbench.analysis.curves import add_curves, curves, select_versions
-    from rdbench.analysis.plots import bd_bar_figure, rd_figure
+    ok = rows[rows["status"] == "ok"]
+    data = {"cell": ok["codec"], "seed": ok["seed"], "image": ok["image_sha256"], "quality": ok["quality"],
+            "bpp": ok["bpp"]}
+    data.update({m: ok[m] for m in ("psnr_rgb", "ms_ssim_db", "ms_ssim") if m in ok})
+    return pd.DataFrame(data)
+
+
+def learning_tables(config: AblationConfig, learning):
+    """From the held-out learning curves (cell, seed, step, rate, bpp, psnr, loss): each question's
+    BD-rate (estimated bpp, PSNR, pchip on operational points) per step, as the mean, lowest and
+    highest over the seeds both cells have; and each cell's RD loss per step (mean over rates, seeds)."""
+    import numpy as np
+    import pandas as pd
+
+    out = []
+    for question, test, anchor, *_ in _questions(config):
+        for step, at in learning.groupby("step"):
+            values = []
+            for seed in sorted(set(at.loc[at["cell"] == test, "seed"]) & set(at.loc[at["cell"] == anchor, "seed"])):
+                t = operational(at[(at["cell"] == test) & (at["seed"] == seed)], "psnr")
+                a = operational(at[(at["cell"] == anchor) & (at["seed"] == seed)], "psnr")
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        values.append(bd(a["bpp"], a["psnr"], t["bpp"], t["psnr"], "rate", "pchip").value)
+                except BDError:
+                    continue
+            out.append({"question": question, "test": test, "anchor": anchor, "step": int(step),
+                        "bd_rate_mean": float(np.mean(values)) if values else float("nan"),
+                        "bd_rate_min": min(values, default=float("nan")),
+                        "bd_rate_max": max(values, default=float("nan")), "n_seeds": len(values)})
+    columns = ["question", "test", "anchor", "step", "bd_rate_mean", "bd_rate_min", "bd_rate_max", "n_seeds"]
+    bd_steps = pd.DataFrame(out, columns=columns)
+    order = {c.name: i for i, c in enumerate(config.cells)}
+    losses = (learning.groupby(["cell", "step"], as_index=False)["loss"].mean()
+              .sort_values(["cell", "step"], key=lambda s: s.map(order) if s.name == "cell" else s))
+    return bd_steps, losses
+
+
+COMPLEXITY_COLUMNS = {"enc_kmac_px": "enc kMAC/px", "dec_kmac_px": "dec kMAC/px",
+                      "decode_transforms_s": "decode: transforms s", "decode_entropy_parameters_s":
+                      "decode: entropy parameters s", "decode_entropy_coding_s": "decode: entropy coding s"}
+
+
+def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: dict, command: str,
+              learning=None) -> Document:
+    """Tables (per metric), RD curves, BD bar charts and ablation.md, as a Document.
+
+    rows: the evaluation rows of the cells, `codec` being the cell's name (and `seed` its training
+    seed, for a grid trained per seed); facts: per cell, {"params": trainable parameters or None,
+    "steps": training steps, "complexity": complexity.json's dict or None}; published: the curves
+    named by `published_needed`; command: what made the summary, for its first lines; learning:
+    the held-out learning curves (cell, seed, step, rate, bpp, psnr, loss) or None."""
+    import pandas as pd
+
+    from rdbench.analysis.curves import add_curves, curves
+    from rdbench.analysis.plots import bd_bar_figure, learning_figure, rd_figure, tradeoff_figure
+    from rdbench.analysis.seeds import seed_table
     from rdbench.analysis.tables import bd_table, section_metric
 
     doc = Document("ablation.md")
     bpg = published[BPG]
-    # a cell retrained (more steps) is a new model, so a new codec version: its curve is the newest
-    # version's alone, never the mean of the old and the new model
-    rows, version_notes = select_versions(rows, "newest")
+    replicated = config.training.replicated and "seed" in rows
+    rows, version_notes = newest_per_run(rows)
     ok = rows[rows["status"] == "ok"]
-    table = curves(rows)
+    seeds = sorted(int(s) for s in ok["seed"].unique()) if replicated else []
+    table = curves(pooled(rows, seeds) if replicated else rows)
+    per_run = run_rows(rows) if replicated else None
+    vs_reference = [(c.name, c.name, config.reference) for c in config.cells if c.name != config.reference]
+    intervals = {}
     per_cell = ok.groupby("codec").agg(
         bpp_gap_pct=("bpp", lambda s: 100 * (s.mean() / ok.loc[s.index, "bpp_estimated"].mean() - 1)),
         enc_s=("enc_s", "mean"), dec_s=("dec_s", "mean"), images=("image", "nunique"),
@@ -166,12 +239,21 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         bpg_source = vs_bpg["anchor_source"].iloc[0] if len(vs_bpg) else ""
         result = pd.DataFrame({"cell": [c.name for c in config.cells]}).set_index("cell")
         result[f"BD-rate vs {config.reference} (%)"] = vs_ref["bd_rate_pct"]
+        if replicated:  # the mean over seeds of each seed's BD-rate, and its interval (analysis/seeds.py)
+            ci = seed_table(per_run, vs_reference, metric).set_index("test")
+            intervals[metric] = ci
+            result[f"BD-rate vs {config.reference} (%)"] = ci["bd_rate_mean"]
+            for column in ("bd_rate_mean", "bd_rate_ci_low", "bd_rate_ci_high", "n_seeds", "resolved"):
+                result[column] = ci[column]
+            result.loc[config.reference, ["bd_rate_mean", "bd_rate_ci_low", "bd_rate_ci_high"]] = 0.0
         result[f"BD-rate vs BPG, {bpg_source} (%)"] = vs_bpg["bd_rate_pct"]
         result["overlap vs BPG"] = vs_bpg["overlap"]
         result["real/estimated bpp (%)"] = per_cell["bpp_gap_pct"]
         result["params"] = pd.Series({k: v["params"] for k, v in facts.items()})
         result["enc s/image"] = per_cell["enc_s"]
         result["dec s/image"] = per_cell["dec_s"]
+        for key, heading in COMPLEXITY_COLUMNS.items():
+            result[heading] = pd.Series({k: (v.get("complexity") or {}).get(key) for k, v in facts.items()}, dtype=float)
         result.loc[config.reference, f"BD-rate vs {config.reference} (%)"] = 0.0
         result["dominated points left out"] = pd.Series(dropped)
         both = _notes(vs_ref, f"vs {config.reference}", result.index) + "; " + _notes(vs_bpg, "vs BPG", result.index)
@@ -186,10 +268,46 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         doc.add_figure(f"rd_{metric}_cells", rd_figure(table, metric, f"{config.name}: {metric}, cells only"), dpi=DPI)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
-        doc.add_figure(f"bd_{metric}", bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}"), dpi=DPI)
+        if replicated:
+            ci = intervals[metric]
+            bars = bars[bars["codec"].isin(ci.index)].copy()
+            bars["bd_rate_pct"] = bars["codec"].map(ci["bd_rate_mean"])
+            bars["ci95_lo"] = bars["codec"].map(ci["bd_rate_ci_low"])
+            bars["ci95_hi"] = bars["codec"].map(ci["bd_rate_ci_high"])
+        what = f", mean of {len(seeds)} seeds, 95% interval" if replicated else ""
+        doc.add_figure(f"bd_{metric}", bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}{what}"),
+                       dpi=DPI)
+        if replicated:
+            trade = result.rename(columns={"dec kMAC/px": "dec_kmac_px", "dec s/image": "dec_s"})
+            doc.add_figure(f"tradeoff_{metric}", tradeoff_figure(
+                trade, config.reference, f"{config.name}: gain against decoder cost, {metric}"), dpi=DPI)
 
     questions = paper_questions(config, table, published)
+    seed_answers = None
+    if replicated and len(questions):
+        parts = []
+        for metric in HEADLINE_METRICS:
+            used = QUESTION_METRIC.get(metric, metric)
+            answers = seed_table(per_run, [q[:3] for q in _questions(config)], used)
+            answers.insert(3, "metric", used)
+            parts.append(answers)
+            by_question = answers.set_index("question")
+            questions[f"{metric} ours (%)"] = questions["question"].map(by_question["bd_rate_mean"])
+            at = list(questions.columns).index(f"{metric} ours (%)") + 1
+            for offset, (column, heading) in enumerate((("bd_rate_ci_low", "CI low (%)"), ("bd_rate_ci_high", "CI high (%)"),
+                                                        ("resolved", "resolved"))):
+                questions.insert(at + offset, f"{metric} {heading}", questions["question"].map(by_question[column]))
+        questions.insert(3, "n_seeds", questions["question"].map(parts[0].set_index("question")["n_seeds"]))
+        seed_answers = pd.concat(parts, ignore_index=True)
+        doc.tables["ablation_seeds.csv"] = seed_answers
     doc.tables["ablation_questions.csv"] = questions
+    learning_steps = None
+    if learning is not None and len(learning):
+        learning_steps, losses = learning_tables(config, learning)
+        doc.tables["ablation_learning.csv"] = learning_steps
+        doc.tables["ablation_learning_loss.csv"] = losses
+        doc.add_figure("learning_curves", learning_figure(
+            learning_steps, losses, f"{config.name}: learning curves on {config.training.holdout} held-out images"), dpi=DPI)
     timing = []
     ok = rows[rows["status"] == "ok"] if len(rows) else rows
     if len(ok) and ("setup_s" not in ok or ok["setup_s"].isna().all()):
@@ -197,14 +315,45 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         timing.append("enc/dec times of these rows were measured before rdbench warmed each codec up in each "
                       "worker (no setup_s): the first item of each cell in each worker includes model loading, "
                       "so enc s/image is biased upwards by about (start-up s x workers) / items per cell.")
-    doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes, timing)
+    doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes, timing,
+                     seed_answers=seed_answers, seeds=seeds, learning_steps=learning_steps)
     return doc
 
 
-def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=(), timing=()) -> str:
+def _verdict(row) -> str:
+    if row["error"]:
+        return f"no verdict ({row['error']})"
+    side = "test needs fewer bits" if row["bd_rate_mean"] < 0 else "test needs more bits"
+    return f"resolved: {side}" if row["resolved"] else "not resolved (the interval contains 0)"
+
+
+def _seed_section(seed_answers, seeds) -> list[str]:
+    """The questions' answers over seeds: mean, interval, verdict, per seed; and the method."""
+    import pandas as pd
+
+    shown = pd.DataFrame({
+        "question": seed_answers["question"], "metric": seed_answers["metric"],
+        "BD-rate (%)": seed_answers["bd_rate_mean"],
+        "95% interval (%)": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
+                             zip(seed_answers["bd_rate_ci_low"], seed_answers["bd_rate_ci_high"])],
+        "seeds": seed_answers["n_seeds"], "verdict": seed_answers.apply(_verdict, axis=1),
+        "per seed (%)": seed_answers["per_seed"],
+    })
+    method = next((m for m in seed_answers["method"] if m), "")
+    return ["## What is resolved, and what is noise", "",
+            f"Each question's BD-rate is the mean over the {len(seeds)} training seeds ({', '.join(map(str, seeds))}) of "
+            "each seed's BD-rate (test seed s against anchor seed s, all images, pchip, operational points). The 95% "
+            "interval accounts for seed-to-seed and image-to-image variation; a question is resolved when it excludes "
+            f"0. Method: {method}. ablation_seeds.csv has every number.", "",
+            markdown_table(shown, "{:.2f}"), ""]
+
+
+def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=(), timing=(),
+          seed_answers=None, seeds=(), learning_steps=None) -> str:
     """ablation.md: the scale of the run first, then each metric's table and plots, the questions, the columns."""
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
+    replicated = seed_answers is not None
     lines = [
         f"# Ablation `{config.name}`",
         "",
@@ -217,7 +366,13 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         + ("(one variable-rate model per cell: gain units, one lambda drawn per step)." if config.rate_mode == "gain-units"
            else "(one model per lambda)."),
         f"- Training: {', '.join(str(s) for s in steps)} steps of batch {t.batch}, {t.crop}x{t.crop} crops, Adam lr {t.lr:g}, "
-        f"metric {t.metric}, images downscaled by {t.downscale}, from `{t.data}`.",
+        f"metric {t.metric}, images downscaled by {t.downscale}, from `{t.data}`"
+        + (f", {t.holdout} of them held out" if t.holdout else "") + f"; {t.precision}"
+        + (" autocast (entropy models in float32)" if t.precision == "bf16" else "")
+        + (", channels_last" if t.channels_last else "") + ".",
+        *([f"- Seeds: each cell trained {len(seeds)} times (seeds {', '.join(map(str, seeds))}); curves and BD-rates "
+           "versus BPG are on the mean over seeds, questions and BD-rates between cells carry a 95% interval."]
+          if replicated else []),
         f"- Evaluation: {config.dataset}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
         "(bpp counts every byte). Times are per image on this machine, one worker thread each.",
         *(f"- Left out: {note}" for note in notes),
@@ -227,6 +382,19 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
     for metric, result, bpg_source in sections:
         lines += [f"## {metric}", "", markdown_table(result, "{:.2f}"), "",
                   f"![RD curves](rd_{metric}.png)", "", f"![RD curves, cells only](rd_{metric}_cells.png)", "", f"![BD-rate vs {config.reference}](bd_{metric}.png)", ""]
+        if replicated:
+            lines += [f"![Gain against decoder cost](tradeoff_{metric}.png)", ""]
+    if replicated:
+        lines += _seed_section(seed_answers, seeds)
+    if learning_steps is not None:
+        last = learning_steps[learning_steps["step"] == learning_steps["step"].max()]
+        lines += ["## Learning curves", "",
+                  f"Kept checkpoints ({', '.join(str(s) for s in sorted(learning_steps['step'].unique()))} steps) evaluated on "
+                  f"the {t.holdout} held-out training-folder images (estimated bpp from the model's likelihoods, no "
+                  "bitstream; PSNR-RGB): each question's BD-rate per step (mean over seeds; the band spans the seeds) "
+                  "and each cell's held-out RD loss. An answer whose line still moves at the last step is not settled "
+                  "by more seeds, only by longer training. ablation_learning.csv has the numbers.", "",
+                  "![Learning curves](learning_curves.png)", ""]
     if len(questions):
         shown = questions[[c for c in questions.columns if not c.endswith(" note")]].dropna(axis=1, how="all")
         lines += ["## The paper's questions", "",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig, Cell
-from rdbench.ablation.layout import checkpoint_paths
+from rdbench.ablation.layout import checkpoint_paths, runs
 from rdbench.conventions import usable_cores
 
 
@@ -20,16 +20,25 @@ class TrainJob:
     path: str
     threads: int
     device: str
-
+    seed: int = 0
 
 
 def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> list[TrainJob]:
     threads = max(1, usable_cores() // max(1, jobs))
     return [
-        TrainJob(cell, lambdas, str(path), threads, device)
-        for cell in config.cells
-        for lambdas, path in checkpoint_paths(config, out, cell)
+        TrainJob(cell, lambdas, str(path), threads, device, seed)
+        for cell, seed in runs(config)
+        for lambdas, path in checkpoint_paths(config, out, cell, seed)
     ]
+
+
+def training_exclude(config: AblationConfig) -> tuple[str, ...]:
+    """File names training never sees: Kodak's, and the held-out images of the learning curves."""
+    from rdbench.data.datasets import load_manifest
+    from rdbench.learned.train import split_holdout
+
+    held = split_holdout(config.training.data, config.training.holdout) if config.training.holdout else []
+    return tuple(image.file for image in load_manifest("kodak").images) + tuple(p.name for p in held)
 
 
 def trained_steps(path: Path) -> int:
@@ -46,7 +55,6 @@ def trained_steps(path: Path) -> int:
 def _train_one(job: TrainJob, config: AblationConfig) -> str:
     import torch
 
-    from rdbench.data.datasets import load_manifest
     from rdbench.data.images import rgb_pixels
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainOptions, train
@@ -59,9 +67,10 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     opts = TrainOptions(
         config=model_config, data=t.data, out=str(path), steps=t.steps, batch=t.batch, crop=t.crop,
-        lr=t.lr, metric=t.metric, downscale=t.downscale, seed=t.seed, device=job.device,
+        lr=t.lr, metric=t.metric, downscale=t.downscale, seed=job.seed, device=job.device,
         checkpoint_every=t.checkpoint_every, log_every=50, resume=True,
-        exclude=tuple(image.file for image in load_manifest("kodak").images),  # never train on Kodak
+        exclude=training_exclude(config),  # never train on Kodak, nor on the held-out images
+        precision=t.precision, channels_last=t.channels_last, keep_at=t.kept_steps, loader_workers=t.loader_workers,
     )
     with open(path.parent / "train.log", "a") as logfile:
         def log(line: str) -> None:
@@ -101,7 +110,8 @@ def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "c
         if steps >= config.training.steps:
             continue
         pending.append(job)
-        log(f"train {job.cell.name} ({Path(job.path).name}): from step {steps} to {config.training.steps}")
+        seed = f", seed {job.seed}" if config.training.replicated else ""
+        log(f"train {job.cell.name}{seed} ({Path(job.path).name}): from step {steps} to {config.training.steps}")
     if not pending:
         return []
     done = []

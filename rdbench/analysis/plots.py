@@ -166,3 +166,59 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     ax.set_xlabel("per-image BD-rate (%)")
     _figure_title(fig, title)
     return fig
+
+
+def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "") -> Figure:
+    """Learning curves of an ablation. Left: each question's BD-rate (mean over seeds, band from the
+    lowest to the highest seed) against training steps; right: each cell's held-out RD loss (mean
+    over rates and seeds) against steps. bd_steps: question, step, bd_rate_mean, bd_rate_min,
+    bd_rate_max; losses: cell, step, loss. A line still moving at the last step is not settled."""
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for index, (question, g) in enumerate(bd_steps.groupby("question", sort=False)):
+        g = g.sort_values("step")
+        style = curve_style(index, False)
+        left.plot(g["step"], g["bd_rate_mean"], label=question, markersize=4, linewidth=1.2, **style)
+        left.fill_between(g["step"], g["bd_rate_min"], g["bd_rate_max"], color=style["color"], alpha=0.12)
+    left.axhline(0, color="black", linewidth=0.8)
+    left.set_xlabel("training steps")
+    left.set_ylabel("BD-rate on the held-out set (%), estimated bpp\nband: lowest to highest seed")
+    left.grid(True, alpha=0.3)
+    if len(bd_steps):
+        left.legend(fontsize=7)
+    for index, (cell, g) in enumerate(losses.groupby("cell", sort=False)):
+        g = g.sort_values("step")
+        right.plot(g["step"], g["loss"], label=cell, markersize=4, linewidth=1.2, **curve_style(index, False))
+    right.set_xlabel("training steps")
+    right.set_ylabel("held-out RD loss (lambda * 255^2 MSE + bpp),\nmean over rates and seeds")
+    right.grid(True, alpha=0.3)
+    if len(losses):
+        right.legend(fontsize=7)
+    _figure_title(fig, title)
+    return fig
+
+
+def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "") -> Figure:
+    """Gain against cost, one point per cell: BD-rate versus `anchor` (mean over seeds, 95% interval
+    as error bars) against decoder kMAC per pixel (left) and decode seconds per image (right).
+    table: cell, bd_rate_mean, bd_rate_ci_low, bd_rate_ci_high, dec_kmac_px, dec_s."""
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, column, xlabel in zip(axes, ("dec_kmac_px", "dec_s"),
+                                  ("decoder kMAC per pixel (masked convolution at its causal taps)",
+                                   "decode seconds per image (this machine, one thread)")):
+        for index, row in enumerate(table.itertuples(index=False)):
+            y, x = row.bd_rate_mean, getattr(row, column)
+            if pd.isna(y) or pd.isna(x):
+                continue
+            lo, hi = row.bd_rate_ci_low, row.bd_rate_ci_high
+            err = [[y - lo], [hi - y]] if not (pd.isna(lo) or pd.isna(hi)) else None
+            style = curve_style(index, False)
+            ax.errorbar([x], [y], yerr=err, fmt=style["marker"], color=style["color"], capsize=3, label=row.cell)
+            ax.annotate(row.cell, (x, y), xytext=(5, 3), textcoords="offset points", fontsize=7)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(f"BD-rate vs {anchor} (%), 95% interval over seeds and images\nnegative: fewer bits")
+    _figure_title(fig, title)
+    return fig

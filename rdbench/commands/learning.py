@@ -40,6 +40,8 @@ def cmd_train(args) -> int:
         config=config, data=args.data, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, metric=args.loss, downscale=args.downscale, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, resume=args.resume,
+        precision=args.precision, channels_last=args.channels_last, loader_workers=args.loader_workers,
+        keep_at=tuple(args.keep_at or ()),
     )
     try:
         path = train(opts, log=_progress_printer(), load_image=rgb_pixels)
@@ -67,6 +69,7 @@ def cmd_ablate(args) -> int:
     from rdbench.ablation import config as ablation_config
     from rdbench.ablation.evaluate import evaluate
     from rdbench.ablation.files import write_summary
+    from rdbench.ablation.profile import profile_all
     from rdbench.ablation.train import train_all
 
     config = ablation_config.load(args.config, args.data)
@@ -83,6 +86,7 @@ def cmd_ablate(args) -> int:
             train_all(config, out, jobs=args.jobs, device=args.device, executor=executor)
         if args.train_only:
             return 0
+        profile_all(config, out)  # learning curves on the held-out images, complexity per cell
         summary = evaluate(config, out, workers=args.workers, device=args.device,
                            max_images=args.max_images, progress=not args.no_progress, executor=executor)
     finally:

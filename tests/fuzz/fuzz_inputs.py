@@ -982,15 +982,9 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     if not args.replay and not args.target:
         ap.error("--target NAME (or all) is needed")
-    report = replay(args) if args.replay else campaign(args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
-    if args.replay:
-        bad = [r for r in report["results"].values() if r["outcome"] in ("other", "crash", "hang")]
-    else:
-        bad = [t for t in report["targets"].values() if t["other"] or t["crash"] or t["hang"]]
-    return 1 if bad else 0
+    from fuzz_learned import finish  # the same report and exit status as the learned-bitstream driver
+
+    return finish(args, replay(args) if args.replay else campaign(args))
 
 
 if __name__ == "__main__":

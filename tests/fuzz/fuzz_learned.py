@@ -298,7 +298,12 @@ def main() -> int:
         worker()
         return 0
     sys.path.insert(0, str(REPO))
-    report = replay(args) if args.replay else campaign(args)
+    return finish(args, replay(args) if args.replay else campaign(args))
+
+
+def finish(args, report: dict) -> int:
+    """Write the report where --json says; exit status 1 when any input crashed, hung or raised an
+    error that is not rdbench's own (shared by the fuzz drivers of this folder)."""
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
