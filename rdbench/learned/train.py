@@ -282,7 +282,7 @@ def heldout_rd(model: LatentModel, images: list[np.ndarray], metric: str = "mse"
         if not h or not w:
             raise TrainingError(f"held-out image of {pixels.shape[1]}x{pixels.shape[0]} is smaller than {PAD}x{PAD}")
         top, left = (pixels.shape[0] - h) // 2, (pixels.shape[1] - w) // 2
-        crop = np.ascontiguousarray(pixels[top : top + h, left : left + w])
+        crop = np.array(pixels[top : top + h, left : left + w])  # a writable copy for torch
         batches.append(torch.from_numpy(crop).permute(2, 0, 1)[None].float().div(255).to(device))
     results = []
     for rate, lam in enumerate(model.config.rates):
