@@ -8,7 +8,7 @@
 - Complexity: each cell's first seed's model (complexity.profile_checkpoint): encoder and decoder
   kMAC/px at the evaluation images' size, parameters, and the decode time split into transforms,
   entropy parameters and entropy coding (mean over PROFILE_IMAGES evaluation images at the middle
-  rate), into cells/<cell>/complexity.json.
+  rate, one thread as the evaluation workers), into cells/<cell>/complexity.json.
 
 Both are kept in OUT (small text files), so a shipped run summarizes without its checkpoints, and
 both are skipped when their file is already there and up to date.
@@ -106,7 +106,14 @@ def complexity(config: AblationConfig, out: Path, log=None) -> int:
         if images is None:
             dataset = resolve_dataset(config.dataset)
             images = [rgb_pixels(image.path) for image in dataset.images[:PROFILE_IMAGES]]
-        profile = profile_checkpoint(path, images)
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # timed as the evaluation's workers run: one thread each
+        try:
+            profile = profile_checkpoint(path, images)
+        finally:
+            torch.set_num_threads(threads)
         profile["seed"] = config.training.all_seeds[0]
         profile["checkpoint"] = str(path.relative_to(out))
         target.write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
