@@ -31,8 +31,8 @@ import torch
 from rdbench.data.images import rgb_pixels
 from rdbench.learned.config import ModelConfig
 from rdbench.learned.models import LatentModel
-from rdbench.learned.train import (CropSampler, TrainOptions, _optimizers, autocast, heldout_rd, rd_loss,
-                                   split_holdout, train)
+from rdbench.learned.train import (CropSampler, TrainOptions, _optimizers, autocast, downscaled, heldout_rd,
+                                   rd_loss, split_holdout, train)
 
 SETTINGS = {"fp32": ("fp32", False), "bf16": ("bf16", False), "bf16+channels_last": ("bf16", True)}
 LAMBDAS = (0.0018, 0.0067, 0.0130, 0.0483, 0.0932)
@@ -86,11 +86,7 @@ def quality(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     held = split_holdout(args.data, HOLDOUT)
-    images = [rgb_pixels(p) for p in held]
-    from PIL import Image
-
-    images = [np.asarray(Image.fromarray(im).resize((im.shape[1] // 2, im.shape[0] // 2), Image.LANCZOS))
-              for im in images]  # the recipe's downscale 2, as training sees its images
+    images = [downscaled(rgb_pixels(p), 2) for p in held]  # the recipe's downscale 2, as training sees them
     result = {"steps": args.quality, "heldout_images": len(images), "seed": args.seed}
     for name in args.settings.split(","):
         precision, channels_last = SETTINGS[name]

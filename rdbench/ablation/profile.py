@@ -30,21 +30,11 @@ LEARNING_COLUMNS = ("step", "checkpoint", "rate", "lambda", "bpp", "psnr", "loss
 
 def heldout_images(config: AblationConfig) -> list:
     """The held-out images, as training would see them (downscaled by [training] downscale)."""
-    import numpy as np
-    from PIL import Image
-
     from rdbench.data.images import rgb_pixels
-    from rdbench.learned.train import split_holdout
+    from rdbench.learned.train import downscaled, split_holdout
 
     t = config.training
-    images = []
-    for path in split_holdout(t.data, t.holdout):
-        pixels = rgb_pixels(path)
-        if t.downscale > 1:
-            h, w = pixels.shape[:2]
-            pixels = np.asarray(Image.fromarray(pixels).resize((w // t.downscale, h // t.downscale), Image.LANCZOS))
-        images.append(pixels)
-    return images
+    return [downscaled(rgb_pixels(path), t.downscale) for path in split_holdout(t.data, t.holdout)]
 
 
 def _steps(config: AblationConfig) -> list[int]:

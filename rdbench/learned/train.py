@@ -72,6 +72,16 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
+def downscaled(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """An image shrunk by `factor` (Lanczos), as training sees it (TrainOptions.downscale); 1: as it is."""
+    if factor <= 1:
+        return pixels
+    from PIL import Image
+
+    h, w = pixels.shape[:2]
+    return np.asarray(Image.fromarray(pixels).resize((w // factor, h // factor), Image.LANCZOS))
+
+
 class CropSampler:
     """Random crops (with random flips) from every image of a folder, held in memory as uint8.
     `load_image(path)` returns an image's pixels (uint8 H x W x 3) or raises ImageError."""
@@ -87,11 +97,7 @@ class CropSampler:
             except ImageError as exc:
                 skipped.append(f"{path.name}: {exc}")
                 continue
-            if downscale > 1:
-                from PIL import Image
-
-                h, w = pixels.shape[:2]
-                pixels = np.asarray(Image.fromarray(pixels).resize((w // downscale, h // downscale), Image.LANCZOS))
+            pixels = downscaled(pixels, downscale)
             if min(pixels.shape[:2]) >= crop:
                 self.images.append(pixels)
             else:
