@@ -142,9 +142,7 @@ def newest_per_run(rows):
 
     if "seed" not in rows or rows.empty:
         return select_versions(rows, "newest")
-    tag = "\x00seed "
-    kept, notes = select_versions(rows.assign(codec=rows["codec"] + tag + rows["seed"].astype(str)), "newest")
-    return kept.assign(codec=kept["codec"].str.split(tag).str[0]), [n.replace(tag, ", seed ") for n in notes]
+    return select_versions(rows, "newest", by=("seed",))
 
 
 def pooled(rows, seeds):
