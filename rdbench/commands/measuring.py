@@ -112,8 +112,13 @@ def cmd_codecs(args) -> int:
         if problem:
             print(f"{name:<{width}}  unavailable: {problem}")
             continue
-        ladder = ", ".join(f"{q:g}" for q in codec.qualities)
-        print(f"{name:<{width}}  {codec.version}")
+        try:  # a codec's own code (a plugin's version, its ladder) may fail: name it, list the others
+            ladder = ", ".join(f"{q:g}" for q in codec.qualities)
+            version = codec.version
+        except Exception as exc:
+            print(f"{name:<{width}}  broken: {type(exc).__name__} from the codec's own code: {exc}")
+            continue
+        print(f"{name:<{width}}  {version}")
         print(f"{'':<{width}}  {codec.description}")
         print(f"{'':<{width}}  {codec.quality_name}: {ladder}")
         weights = _zoo_weights_line(name, codec)
