@@ -50,3 +50,58 @@ def test_codecs_lists_the_others_when_a_plugin_version_raises(tmp_path):
     assert "broken" in broken and "FileNotFoundError" in broken and "No such file" in broken
     assert "fine 2.0" in out.stdout  # listed after the broken one
     assert "jpeg" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def jpeg_run(tmp_path_factory, kodak_dir):
+    """A real run: JPEG at four qualities on two 128x96 Kodak crops."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("jpeg_run")
+    images = root / "crops"
+    images.mkdir()
+    for n in (3, 19):
+        pixels = np.asarray(Image.open(kodak_dir / f"kodim{n:02d}.png").convert("RGB"))[:96, :128]
+        Image.fromarray(np.ascontiguousarray(pixels)).save(images / f"k{n:02d}.png")
+    out = rdbench("run", "--dataset", images, "--codec", "jpeg", "--quality", "20,40,60,80", "--out", root / "res",
+                  "--workers", 1, "--no-progress", "--no-report")
+    assert out.returncode == 0, out.stderr
+    return root / "res"
+
+
+def test_offline_download_names_the_way_out(tmp_path):
+    env = {"RDBENCH_DATA": str(tmp_path / "cache"), "RDBENCH_KODAK": "",
+           "RDBENCH_KODAK_URL": "http://127.0.0.1:9/kodak/"}  # port 9 (discard): connection refused
+    out = rdbench("run", "--dataset", "kodak", "--codec", "jpeg", "--out", tmp_path / "r", "--no-progress", env=env)
+    assert out.returncode == 2
+    assert "download failed" in out.stderr and "Traceback" not in out.stderr
+    assert "RDBENCH_KODAK=" in out.stderr and "RDBENCH_KODAK_URL=" in out.stderr  # a local copy, or a mirror
+
+
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_out_naming_a_file_is_refused_clearly(jpeg_run, tmp_path, command):
+    target = tmp_path / "already-a-file"
+    target.write_text("keep me")
+    out = rdbench(command, jpeg_run, "--out", target)
+    assert out.returncode == 2
+    assert f"--out {target}: is a file, not a folder" in out.stderr and "Errno" not in out.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_unknown_anchor_suggests_the_measured_codec(jpeg_run):
+    out = rdbench("bdrate", jpeg_run, "--anchor", "jpg")
+    assert out.returncode == 2
+    assert "did you mean the measured 'jpeg'?" in out.stderr
+
+
+def test_checkpoint_of_another_family_points_to_the_model_adapters():
+    from compressai.models import Cheng2020Anchor
+
+    from rdbench.learned import checkpoint
+
+    with pytest.raises(checkpoint.CheckpointError) as caught:
+        checkpoint.infer_config(Cheng2020Anchor(N=8).state_dict(), "cheng.pt")
+    message = str(caught.value)
+    assert "cheng.pt" in message and "not a model of the Minnen/Ballé family" in message
+    assert "compressai:arch=NAME,checkpoint=FILE" in message and "model:class=MODULE:CLASS,checkpoint=FILE" in message

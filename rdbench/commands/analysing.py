@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import sys
 
-from rdbench.commands.common import _split
+from rdbench.commands.common import _split, output_folder
 from rdbench.commands.inputs import load_inputs, write_report
 
 
@@ -65,13 +64,13 @@ def cmd_plot(args) -> int:
     from rdbench.analysis.summary import references_for
     from rdbench.bench.columns import HEADLINE_METRICS
 
+    out = output_folder(args.out)
     inputs = load_inputs(args.results, args.weighting, args.versions)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     references = [published(n) for n in args.reference or []]
     table = inputs.curves
     datasets = list(dict.fromkeys(table.loc[table["source"] != "published", "dataset"]))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         here = table[table["dataset"] == dataset]
@@ -103,6 +102,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
+    output_folder(args.out)
     inputs = load_inputs(args.results, args.weighting, args.versions)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)

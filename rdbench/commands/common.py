@@ -15,6 +15,16 @@ EXIT_CLUSTER = 4  # the Dask scheduler could not be reached or was lost (rows re
 DEFAULT_RESULTS_DIR = "rdbench-results"
 
 
+def output_folder(path, option: str = "--out"):
+    """The folder an option names for output, refused (ValueError, before any work) when it names a file."""
+    from pathlib import Path
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {path}: is a file, not a folder; name a new or existing folder for the output")
+    return folder
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
 
