@@ -105,3 +105,33 @@ def test_checkpoint_of_another_family_points_to_the_model_adapters():
     message = str(caught.value)
     assert "cheng.pt" in message and "not a model of the Minnen/Ballé family" in message
     assert "compressai:arch=NAME,checkpoint=FILE" in message and "model:class=MODULE:CLASS,checkpoint=FILE" in message
+
+
+def test_bdrate_exits_non_zero_when_no_bd_value_was_computed(jpeg_run):
+    # two crops against published BPG (a mean over Kodak's 24 images): every row refused
+    out = rdbench("bdrate", jpeg_run, "--anchor", "bpg")
+    assert out.returncode == 5, out.stdout + out.stderr
+    assert "no BD" in out.stdout and "no BD value could be computed" in out.stderr
+
+
+def _compressai_json(path, name, bpp, psnr):
+    import json
+
+    path.write_text(json.dumps({"name": name, "description": "test curve", "meta": {"dataset": "kodak"},
+                                "results": {"bpp": bpp, "psnr-rgb": psnr}}))
+    return path
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_bdrate_warns_on_low_overlap(tmp_path, wide):
+    # quality ranges 30..40 and 36..46 dB: they share 4 of 16 dB (25%)
+    anchor = _compressai_json(tmp_path / "a.json", "anchor", [0.2, 0.4, 0.8, 1.6], [30, 33, 36.5, 40])
+    test = _compressai_json(tmp_path / "t.json", "test", [0.5, 1.0, 2.0, 4.0], [36, 39.5, 43, 46])
+    wide_flag = ["--wide"] if wide else []
+    out = rdbench("bdrate", anchor, test, "--anchor", "anchor", "--metric", "psnr_rgb", *wide_flag)
+    assert out.returncode == 0, out.stderr
+    assert "warning: low overlap (under 75% of the joint quality range) for test (25%)" in out.stdout
+    # 80% overlap: no warning
+    close = _compressai_json(tmp_path / "c.json", "close", [0.25, 0.5, 1.0, 2.0], [32, 35, 38, 40])
+    out = rdbench("bdrate", anchor, close, "--anchor", "anchor", "--metric", "psnr_rgb", *wide_flag)
+    assert out.returncode == 0 and "low overlap" not in out.stdout

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from rdbench.analysis.bd import LOW_OVERLAP
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -55,6 +57,20 @@ def _pct(value) -> str:
     return "" if pd.isna(value) else f"{value:+.1f}%"
 
 
+def low_overlap_warning(part: pd.DataFrame) -> str:
+    """'' or one sentence naming the curves whose BD rests on less than LOW_OVERLAP of the joint range
+    (analysis/bd.py), for the command line and the report alike."""
+    if "overlap" not in part or not len(part):
+        return ""
+    low = part[part["overlap"].notna() & (part["overlap"] < LOW_OVERLAP) & part["bd_rate_pct"].notna()]
+    if low.empty:
+        return ""
+    names = ", ".join(f"{label} ({100 * o:.0f}%)" for label, o in zip(low["label"].astype(str), low["overlap"]))
+    return (f"low overlap (under {LOW_OVERLAP:.0%} of the joint quality range) for {names}: each BD number describes "
+            "only the shared part of the two curves; measure qualities that reach the anchor's range "
+            "for a number that covers more")
+
+
 def bd_terminal_lines(part: pd.DataFrame) -> list[str]:
     """A BD table of one dataset as short terminal lines: one per curve (label, BD-rate, BD in the
     metric's unit, overlap, images; per-image mode: std and 95% interval; the error where BD failed).
@@ -72,7 +88,7 @@ def bd_terminal_lines(part: pd.DataFrame) -> list[str]:
         if not pd.isna(row.get("bd_metric", float("nan"))):
             text += f"  BD {row['bd_metric']:+.3f} dB"
         if not pd.isna(row.get("overlap", float("nan"))):
-            text += f"  overlap {100 * row['overlap']:.0f}%"
+            text += f"  overlap {100 * row['overlap']:.0f}%" + (" (LOW)" if row["overlap"] < LOW_OVERLAP else "")
         images = str(row.get("images") or "")
         if images and not images.startswith("same"):  # common images, MISMATCHED: said in full
             text += f"  {images}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rdbench.commands.common import _split, output_folder
+from rdbench.commands.common import EXIT_NO_BD, _split, output_folder
 from rdbench.commands.inputs import load_inputs, write_report
 
 
@@ -15,7 +15,7 @@ BD_SHOWN = ["label", "bd_rate_pct", "bd_metric", "overlap", "n_points", "n_image
 def cmd_bdrate(args) -> int:
     import pandas as pd
 
-    from rdbench.analysis.document import bd_terminal_lines, markdown_table
+    from rdbench.analysis.document import bd_terminal_lines, low_overlap_warning, markdown_table
     from rdbench.analysis.published import anchor_if_unmeasured, with_references
     from rdbench.analysis.report import write_csv, write_text
     from rdbench.analysis.per_image import bd_table_per_image
@@ -41,18 +41,27 @@ def cmd_bdrate(args) -> int:
         conventions = "; ".join(dict.fromkeys(f"{m}: {c}" for m, c in zip(part["metric"], part["convention"])))
         print(f"{dataset}: BD versus {first['anchor']} ({first['anchor_source']}; version {first['anchor_version']}), "
               f"{first['mode']}, method {first['method']}; {conventions}")
+        warning = low_overlap_warning(part)
         if not args.wide:
             print("\n".join(bd_terminal_lines(part)) + "\n")
+            if warning:
+                print(f"warning: {warning}\n")
             continue
         shown = [c for c in BD_SHOWN if c in part and not (c in ("error", "dropped") and not part[c].astype(bool).any())
                  and not (c == "images" and part[c].astype(str).str.startswith("same").all())]
         print(part[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
+        if warning:
+            print(f"warning: {warning}\n")
     if args.csv:
         write_csv(result, args.csv)
     if args.markdown:
         text = markdown_table(result) if len(parts) == 1 else "\n\n".join(
             f"## {dataset}\n\n{markdown_table(part)}" for dataset, part in parts)
         write_text(text + "\n", args.markdown)
+    if not len(result) or result["bd_rate_pct"].isna().all():
+        print(f"rdbench: no BD value could be computed ({len(result)} rows, each refused as shown above)",
+              file=sys.stderr)
+        return EXIT_NO_BD
     return 0
 
 
