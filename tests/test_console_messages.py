@@ -135,3 +135,26 @@ def test_bdrate_warns_on_low_overlap(tmp_path, wide):
     close = _compressai_json(tmp_path / "c.json", "close", [0.25, 0.5, 1.0, 2.0], [32, 35, 38, 40])
     out = rdbench("bdrate", anchor, close, "--anchor", "anchor", "--metric", "psnr_rgb", *wide_flag)
     assert out.returncode == 0 and "low overlap" not in out.stdout
+
+
+def test_run_of_unreadable_images_says_why_grouped_and_counted(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    for i in range(3):  # real 16-bit PNGs
+        Image.fromarray(np.random.default_rng(i).integers(0, 65535, (32, 48)).astype(np.uint16)).save(folder / f"deep{i}.png")
+    (folder / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\nxxxx")
+    out = rdbench("run", "--dataset", folder, "--codec", "jpeg", "--quality", "20,40", "--out", tmp_path / "r",
+                  "--workers", 1, "--no-progress")
+    assert out.returncode == 3
+    assert "0 measured, 8 failed" in out.stderr
+    lines = out.stderr.splitlines()
+    deep = next(line for line in lines if "16-bit PNG" in line)
+    assert deep.strip().startswith("6 x 16-bit PNG") and "Convert it to 8 bits" in deep
+    assert "3 images: deep0.png, deep1.png, deep2.png" in deep
+    torn = next(line for line in lines if "not a readable image" in line)
+    assert torn.strip().startswith("2 x ") and "1 image: torn.png" in torn
+    assert sum("16-bit PNG" in line for line in lines) == 1  # one line per reason, not per item
+    assert "BD needs" not in out.stderr and "no report: no item was measured" in out.stderr

@@ -18,7 +18,7 @@ from rdbench import __version__
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, markdown_table
-from rdbench.analysis.items import failed_items, headings, speed_table
+from rdbench.analysis.items import failed_items, failure_reasons, headings, speed_table
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
 from rdbench.analysis.tables import bd_table, convention, section_metric
 from rdbench.bench.columns import HEADLINE_METRICS, title
@@ -218,8 +218,8 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
         shown = failed.head(FAILED_SHOWN).drop(columns="dataset")
         more = f" (the first {FAILED_SHOWN}; `failed{suffix}.csv` lists all)" if len(failed) > FAILED_SHOWN else ""
         failed_text = (f"## {heading}Failed items\n\n{len(failed)} items failed{more}; they are stored with their "
-                       "error, left out of the curves, and run again with `rdbench run --retry-failed`.\n\n"
-                       + markdown_table(headings(shown)))
+                       "error, left out of the curves, and run again with `rdbench run --retry-failed`. By reason:\n\n"
+                       + markdown_table(failure_reasons(rows)) + "\n\nEach item:\n\n" + markdown_table(headings(shown)))
     else:
         failed_text = f"## {heading}Failed items\n\nNone: every item was measured."
     return [text, failed_text]

@@ -86,15 +86,22 @@ def cmd_run(args) -> int:
         file=sys.stderr,
     )
     report = None
+    inputs = load_inputs([out]) if (summary.failed or not args.no_report) else None
+    if summary.failed:  # why, grouped: one line per way of failing, not one per item
+        from rdbench.analysis.items import failure_lines
+
+        print("failed items stored in results.csv, by reason:", file=sys.stderr)
+        print("\n".join(failure_lines(inputs.rows)), file=sys.stderr)
     if not args.no_report:
         from rdbench.analysis.bd import MIN_POINTS
 
-        inputs = load_inputs([out])
         table = inputs.curves
-        if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
+        if not len(table):
+            print("no report: no item was measured (see the reasons above)", file=sys.stderr)
+        elif table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
             report = write_report(inputs, out, args.anchor)
         else:
-            print(f"no report: BD needs at least {MIN_POINTS} qualities per codec", file=sys.stderr)
+            print(f"no report: BD needs at least {MIN_POINTS} measured qualities per codec", file=sys.stderr)
     print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
 
