@@ -216,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--allow-mismatched-reference", action="store_true",
                         help="compare published curves with curves over other images (a subset, another dataset); "
                              "every such row or curve is marked MISMATCHED")
+        sp.add_argument("--label", action="append", metavar="SPEC=TEXT",
+                        help="show the curve of codec spec (or label) SPEC as TEXT in legends and tables; repeatable. "
+                             "Presentation only: never part of a curve's identity (a run's `label=` in --codec is "
+                             "read from its runs.jsonl)")
 
     b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
     analysis_args(b)

@@ -198,6 +198,8 @@ def relabel(table: pd.DataFrame) -> pd.DataFrame:
     # one integer per curve identity, from the identity columns themselves (never a joined string)
     ident = table.groupby(list(CURVE_IDENTITY), sort=False, dropna=False).ngroup()
     label = table["codec"].astype(str)
+    if "user_label" in table:  # a user's label (analysis/styles.apply_labels) replaces the spec
+        label = table["user_label"].astype(object).where(table["user_label"].notna(), label).astype(str)
 
     def ambiguous(lab: pd.Series) -> pd.Series:
         return pd.DataFrame({"d": table["dataset"], "l": lab, "i": ident}).groupby(["d", "l"])["i"].transform("nunique") > 1

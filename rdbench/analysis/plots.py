@@ -9,23 +9,15 @@ from __future__ import annotations
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rdbench.analysis import styles
 from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
 
 
-# Curve styles: colour x marker x line style. tab10 has 10 colours and MARKERS 8 markers, so the
-# (colour, marker) pairs of the first 40 curves are all distinct (lcm(10, 8) = 40); the line style
-# changes every 10 curves as well, and published curves are dashed.
-COLOURS = tuple(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive",
-                                     "cyan"))
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINE_STYLES = ("-", "-.", ":")
-
-
 def curve_style(index: int, published: bool) -> dict:
-    """The matplotlib style of the index-th curve of a figure: distinct for every index below 40."""
-    return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)],
-            "linestyle": "--" if published else LINE_STYLES[index // len(COLOURS) % len(LINE_STYLES)]}
+    """The matplotlib style of the index-th curve of a figure: distinct for every index below 40
+    (analysis/styles.py; a report passes one style map to all its charts instead)."""
+    return styles.curve_style(index, published).matplotlib()
 
 
 def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
@@ -36,13 +28,16 @@ def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
 
 
 def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "", codecs=None,
-              log_rate: bool = False, xlim=None, ylim=None) -> Figure:
+              log_rate: bool = False, xlim=None, ylim=None, style_map: dict | None = None) -> Figure:
     """Quality versus bpp, one line per curve identity (its label in the legend); each curve its own
     colour x marker x line style (`curve_style`), published and file curves dashed. Curves without
     values of `metric` are left out. A curve with the same points as an earlier one is drawn over
     it with hollow, larger markers and "(same points as ...)" in its legend entry, so that both stay
     visible. `codecs`: only curves whose codec or label is listed; `log_rate`: a log bpp axis;
-    `xlim` / `ylim`: (lo, hi) axis limits (None: automatic); `title`: default names the dataset."""
+    `xlim` / `ylim`: (lo, hi) axis limits (None: automatic); `title`: default names the dataset;
+    `style_map`: {label: styles.Style}, one for every chart of a report (default: a map of this
+    table's curves). Legends show styles.legend_text(label): paths cut to their last two parts."""
+    style_map = style_map or styles.style_map(curve_table)
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
     drawn: list[tuple[str, pd.DataFrame]] = []
@@ -54,7 +49,8 @@ def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = 
             continue
         points = curve[["bpp", metric]].dropna().round(9).reset_index(drop=True)
         twin = next((name for name, other in drawn if other.equals(points)), None)
-        style = curve_style(index, curve["source"].iloc[0] != "measured")
+        style = (style_map.get(label) or styles.curve_style(index, curve["source"].iloc[0] != "measured")).matplotlib()
+        label = styles.legend_text(label)
         if twin is not None:
             label += f" (same points as {twin})"
             style.update(markersize=9, markerfacecolor="none", markeredgewidth=1.3, linewidth=0.9)
@@ -130,7 +126,7 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
         lo_end, hi_end = table["ci95_lo"].fillna(table["bd_rate_pct"]).to_numpy(), table["ci95_hi"].fillna(
             table["bd_rate_pct"]).to_numpy()
     ax.barh(range(len(table)), values, xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in values])
-    ax.set_yticks(range(len(table)), labels)
+    ax.set_yticks(range(len(table)), [styles.legend_text(lab) for lab in labels])
     for y, value in enumerate(values):
         end = hi_end[y] if value >= 0 else lo_end[y]
         ax.annotate(f"{value:+.1f}%", (end, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
@@ -159,7 +155,7 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
         _figure_title(fig, title)
         return fig
     values = [data.loc[data.codec == c, "bd_rate_pct"].to_numpy() for c in codecs]
-    ax.boxplot(values, orientation="horizontal", tick_labels=codecs, showfliers=False)
+    ax.boxplot(values, orientation="horizontal", tick_labels=[styles.legend_text(c) for c in codecs], showfliers=False)
     for i, v in enumerate(values, start=1):
         ax.scatter(v, [i] * len(v), s=8, alpha=0.6, color="tab:blue")
     ax.axvline(0, color="black", linewidth=0.8)

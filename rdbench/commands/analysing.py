@@ -21,7 +21,7 @@ def cmd_bdrate(args) -> int:
     from rdbench.analysis.per_image import bd_table_per_image
     from rdbench.analysis.tables import bd_table
 
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     table = with_references(inputs.curves, args.reference or [])
@@ -74,7 +74,7 @@ def cmd_plot(args) -> int:
     from rdbench.bench.columns import HEADLINE_METRICS
 
     out = output_folder(args.out)
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     references = [published(n) for n in args.reference or []]
@@ -112,7 +112,7 @@ def cmd_plot(args) -> int:
 
 def cmd_report(args) -> int:
     output_folder(args.out)
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     print(write_report(inputs, args.out, args.anchor, args.method, args.reference, args.common_images,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rdbench import __version__
 from rdbench.commands.common import DEFAULT_RESULTS_DIR, EXIT_ITEMS_FAILED, _split
-from rdbench.commands.inputs import load_inputs, write_report
+from rdbench.commands.inputs import load_inputs, split_label, write_report
 
 
 def _on_cuda(spec: str) -> str:
@@ -59,6 +59,7 @@ def cmd_run(args) -> int:
     if args.max_images:
         dataset.images = dataset.images[: args.max_images]
     specs = split_spec_list(args.codec) if args.codec else default_codec_specs()
+    specs = [split_label(s)[0] for s in specs]  # label= is presentation: read back from runs.jsonl by reports
     if args.device == "cuda":
         specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
