@@ -10,6 +10,7 @@ ids, no dates).
 from __future__ import annotations
 
 import html
+import re
 
 import pandas as pd
 
@@ -115,7 +116,8 @@ def _table(table: pd.DataFrame, table_id: str) -> str:
 
 
 def _paragraphs(texts) -> str:
-    return "".join(f"<p>{html.escape(t)}</p>" for t in texts if t)
+    """Paragraphs of report text, its `code` spans (Markdown's backticks) as <code>."""
+    return "".join("<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(t)) + "</p>" for t in texts if t)
 
 
 def html_report(sections: list[dict], heading: str, preface=(), appendix=(), style_map: dict | None = None) -> str:
@@ -149,6 +151,8 @@ def html_report(sections: list[dict], heading: str, preface=(), appendix=(), sty
                      + (f'<p class="warning">Warning: {html.escape(warning)}</p>' if warning else "")
                      + _table(section["bd"], f"bd-{n}"))
     for n, (title, table, text) in enumerate(appendix):
+        if table is not None and len(table):  # Markdown's code spans are text here
+            table = table.map(lambda v: v.strip("`") if isinstance(v, str) else v)
         parts.append(f"<h2>{html.escape(title)}</h2>" + _paragraphs([text])
                      + (_table(table, f"extra-{n}") if table is not None and len(table) else ""))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(heading) + "</title>"

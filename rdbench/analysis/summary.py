@@ -166,7 +166,12 @@ def report_document(
             bd = bd_table(table, anchor, used, method, published_anchor, rows=dataset_rows, images=images,
                           common_images=common_images, allow_mismatched_reference=allow_mismatched_reference)
             doc.tables[f"bd-{metric}{suffix}.csv"] = bd
-            anchor_label = f"{bd['anchor'].iloc[0]} ({bd['anchor_source'].iloc[0]})" if len(bd) else anchor
+            anchor_label = anchor
+            if len(bd):  # "BPG ... (published)" and its source "published: ..." say "published" once
+                named = str(bd["anchor"].iloc[0])
+                source = str(bd["anchor_source"].iloc[0])
+                named = named.removesuffix(" (published)") if source.startswith("published") else named
+                anchor_label = f"{named} ({source})"
             about = (f"Anchor {anchor_label}. BD method {method}, on mean curves, metric column `{used}` "
                      f"({convention(used, weighting)}). `bd_rate_pct`: rate change at equal {title(used)} (negative: "
                      f"fewer bits). `bd_metric`: {title(used)} change at equal rate. `overlap`: share of the joint "
