@@ -79,7 +79,7 @@ def _wrapped(text: str, width: int = 70) -> str:
     """A title folded onto lines of at most `width` characters, so that it never runs off the figure."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) if text else ""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) if text else ""  # never "MS-" + newline + "SSIM"
 
 
 def _figure_title(fig: Figure, title: str) -> None:
