@@ -126,12 +126,12 @@ def paper_questions(config: AblationConfig, table, published: dict):
             used = QUESTION_METRIC.get(metric, metric)
             cells = {anchor: table[table["codec"] == anchor], test: table[table["codec"] == test]}
             value, note = _bd_between(cells[test], cells[anchor], used)
-            row[f"{used} ours (%)"], row[f"{used} note"] = value, _explained(note, cells, used, config.lambdas)
+            row[f"{metric} ours (%)"], row[f"{metric} note"] = value, _explained(note, cells, used, config.lambdas)
             for source, stem in PUBLISHED_SOURCES.items():
                 value = float("nan")
                 if pub_test:
                     value, _ = _bd_between(published[stem.format(pub_test)], published[stem.format(pub_anchor)], used)
-                row[f"{used} {source} (%)"] = value
+                row[f"{metric} {source} (%)"] = value
         row["published pair"] = f"{pub_test} vs {pub_anchor}" if pub_test else ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -312,13 +312,13 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
             answered.insert(3, "metric", used)
             parts.append(answered)
             by_question = answered.set_index("question")
-            questions[f"{used} ours (%)"] = questions["question"].map(by_question["bd_rate_mean"])
+            questions[f"{metric} ours (%)"] = questions["question"].map(by_question["bd_rate_mean"])
             error = questions["question"].map(by_question["error"]).fillna("")
-            questions[f"{used} note"] = error.where(error != "", questions[f"{used} note"])
-            at = list(questions.columns).index(f"{used} ours (%)") + 1
+            questions[f"{metric} note"] = error.where(error != "", questions[f"{metric} note"])
+            at = list(questions.columns).index(f"{metric} ours (%)") + 1
             for offset, (column, heading) in enumerate((("bd_rate_ci_low", "CI low (%)"), ("bd_rate_ci_high", "CI high (%)"),
                                                         ("resolved", "resolved"), ("verdict", "verdict"))):
-                questions.insert(at + offset, f"{used} {heading}", questions["question"].map(by_question[column]))
+                questions.insert(at + offset, f"{metric} {heading}", questions["question"].map(by_question[column]))
         questions.insert(3, "n_seeds", questions["question"].map(parts[0].set_index("question")["n_seeds"]))
         seed_answers = pd.concat(parts, ignore_index=True)
         doc.tables["ablation_seeds.csv"] = seed_answers
@@ -444,8 +444,10 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
                   "'paper' is the same pair computed from the points published in the papers (PSNR only), 'CompressAI zoo' "
                   "from CompressAI's MSE-trained models of the same pair (real bitstreams), where shipped: "
                   "full-scale training, so a direction and size to compare with, not a target for a small run. "
-                  "On MS-SSIM (dB) both are computed on the dB of the mean MS-SSIM (the published curves' only "
-                  "convention). The CSV (ablation_questions.csv) also says why a number is missing.", "",
+                  "Conventions: the `psnr_rgb` columns are on the mean of per-image PSNR-RGB; every `ms_ssim_db` "
+                  "column (ours, its interval and verdict, paper, zoo) is on `ms_ssim_db_of_mean`, the dB of the "
+                  "mean MS-SSIM (the published curves' only convention), as in the rest of this page. The CSV "
+                  "(ablation_questions.csv) also says why a number is missing.", "",
                   markdown_table(shown, "{:.2f}"), ""]
     lines += [
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
