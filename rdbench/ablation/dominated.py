@@ -75,3 +75,20 @@ def explain(error: str, curves: dict, metric: str, lambdas) -> str:
     if not found:
         return error
     return f"{error}; dominated rate points: {'; '.join(found)}; {ADVICE}"
+
+
+def dominated_lines(table, cells, metrics, lambdas) -> list[str]:
+    """Per metric, every cell's dominated rate points and what dominates them, for the summary's
+    Scale section. table: the curve table of the cells (codec = cell name); only complete points
+    count, as in BD."""
+    lines = []
+    for metric in metrics:
+        found = []
+        for cell in cells:
+            curve = table[(table["codec"] == cell) & table["complete"].astype(bool)]
+            if text := describe(cell, curve, metric, lambdas):
+                found.append(text)
+        if found:
+            lines.append(f"{metric}: {'; '.join(found)}. Left out of BD (a cell left with fewer than {MIN_POINTS} "
+                         f"points gets no BD); {ADVICE}.")
+    return lines

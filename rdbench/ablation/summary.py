@@ -220,6 +220,7 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
     from rdbench.analysis.curves import add_curves, curves
     from rdbench.analysis.plots import bd_bar_figure, learning_figure, rd_figure, tradeoff_figure
     from rdbench.ablation.answers import Answers
+    from rdbench.ablation.dominated import dominated_lines
     from rdbench.analysis.tables import bd_table
 
     doc = Document("ablation.md")
@@ -339,23 +340,9 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
                       "so enc s/image is biased upwards by about (start-up s x workers) / items per cell.")
     doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes, timing,
                      seed_answers=seed_answers, seeds=seeds, learning_steps=learning_steps,
-                     dominated=_dominated_lines(config, table))
+                     dominated=dominated_lines(table, [c.name for c in config.cells],
+                                               [QUESTION_METRIC.get(m, m) for m in HEADLINE_METRICS], config.lambdas))
     return doc
-
-
-def _dominated_lines(config: AblationConfig, table) -> list[str]:
-    """Per metric, the cells' dominated rate points (on the curves BD uses) and by which point."""
-    from rdbench.ablation.dominated import ADVICE, describe
-
-    lines = []
-    for metric in HEADLINE_METRICS:
-        used = QUESTION_METRIC.get(metric, metric)
-        found = [text for cell in config.cells
-                 if (text := describe(cell.name, _points(table[table["codec"] == cell.name], used), used, config.lambdas))]
-        if found:
-            lines.append(f"{used}: {'; '.join(found)}. Left out of BD (a cell left with fewer than 4 points gets no "
-                         f"BD); {ADVICE}.")
-    return lines
 
 
 def _seed_section(seed_answers, seeds) -> list[str]:
