@@ -101,6 +101,19 @@ def test_one_question_has_one_answer_everywhere(shipped_pair):
             fig = doc.figures[figure][0]
             titles = " ".join(t.get_text() for t in [fig._suptitle, *(ax.title for ax in fig.axes)] if t is not None)
             assert used in titles.replace("\n", " "), (figure, titles)
+    # each cell keeps one colour and marker in every chart of the summary
+    from matplotlib.colors import to_hex
+
+    for cell in ("joint-k5", "joint-k5-K3"):
+        looks = set()
+        for figure in ("rd_psnr_rgb.png", "rd_psnr_rgb_cells.png", "tradeoff_psnr_rgb.png"):
+            lines = []
+            for ax in doc.figures[figure][0].axes:
+                lines += [line for line in ax.get_lines() if line.get_label() == cell]
+                lines += [c.lines[0] for c in ax.containers if c.get_label() == cell]  # errorbar points
+            assert lines, (figure, cell)
+            looks |= {(to_hex(line.get_color()), line.get_marker()) for line in lines}
+        assert len(looks) == 1, (cell, looks)
     assert "on `ms_ssim_db_of_mean` (dB of the mean MS-SSIM)" in doc.text
     assert "every `ms_ssim_db` column (ours, its interval and verdict, paper, zoo) is on `ms_ssim_db_of_mean`" in doc.text
 

@@ -219,6 +219,7 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
 
     from rdbench.analysis.curves import add_curves, curves
     from rdbench.analysis.plots import bd_bar_figure, learning_figure, rd_figure, tradeoff_figure
+    from rdbench.analysis.styles import style_map
     from rdbench.ablation.answers import Answers
     from rdbench.ablation.dominated import dominated_lines
     from rdbench.analysis.tables import bd_table
@@ -238,6 +239,7 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         enc_s=("enc_s", "mean"), dec_s=("dec_s", "mean"), images=("image", "nunique"),
     )
     answers = Answers(per_run, config.lambdas) if replicated else None
+    look = style_map(add_curves(table, [bpg]))  # each cell one look in every chart of the summary
     sections = []
     for metric in HEADLINE_METRICS:
         # one convention per question everywhere: the per-cell table, its charts and the questions all
@@ -283,8 +285,9 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         result = result.reset_index()
         doc.tables[f"ablation_{metric}.csv"] = result
         sections.append((metric, used, result, bpg_source))
-        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, used, f"{config.name}: {named}"), dpi=DPI)
-        doc.add_figure(f"rd_{metric}_cells", rd_figure(table, used, f"{config.name}: {named}, cells only"), dpi=DPI)
+        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, used, f"{config.name}: {named}", style_map=look), dpi=DPI)
+        doc.add_figure(f"rd_{metric}_cells", rd_figure(table, used, f"{config.name}: {named}, cells only",
+                                                       style_map=look), dpi=DPI)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
         if replicated:
@@ -301,7 +304,7 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         if replicated:
             trade = result.rename(columns={"dec kMAC/px": "dec_kmac_px", "dec s/image": "dec_s"})
             doc.add_figure(f"tradeoff_{metric}", tradeoff_figure(
-                trade, config.reference, f"{config.name}: gain against decoder cost, {named}"), dpi=DPI)
+                trade, config.reference, f"{config.name}: gain against decoder cost, {named}", style_map=look), dpi=DPI)
 
     questions = paper_questions(config, table, published)
     seed_answers = None
@@ -330,7 +333,8 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         doc.tables["ablation_learning.csv"] = learning_steps
         doc.tables["ablation_learning_loss.csv"] = losses
         doc.add_figure("learning_curves", learning_figure(
-            learning_steps, losses, f"{config.name}: learning curves on {config.training.holdout} held-out images"), dpi=DPI)
+            learning_steps, losses, f"{config.name}: learning curves on {config.training.holdout} held-out images",
+            style_map=look), dpi=DPI)
     timing = []
     ok = rows[rows["status"] == "ok"] if len(rows) else rows
     if len(ok) and ("setup_s" not in ok or ok["setup_s"].isna().all()):

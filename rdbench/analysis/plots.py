@@ -164,7 +164,7 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
-def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "") -> Figure:
+def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "", style_map: dict | None = None) -> Figure:
     """Learning curves of an ablation. Left: each question's BD-rate (mean over seeds, band from the
     lowest to the highest seed) against training steps; right: each cell's held-out RD loss (mean
     over rates and seeds) against steps. bd_steps: question, step, bd_rate_mean, bd_rate_min,
@@ -184,7 +184,8 @@ def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "
         left.legend(fontsize=7)
     for index, (cell, g) in enumerate(losses.groupby("cell", sort=False)):
         g = g.sort_values("step")
-        right.plot(g["step"], g["loss"], label=cell, markersize=4, linewidth=1.2, **curve_style(index, False))
+        style = (style_map or {}).get(cell) or styles.curve_style(index, False)  # the cell's look in the RD charts
+        right.plot(g["step"], g["loss"], label=cell, markersize=4, linewidth=1.2, **style.matplotlib())
     right.set_xlabel("training steps")
     right.set_ylabel("held-out RD loss (lambda * 255^2 MSE + bpp),\nmean over rates and seeds")
     right.grid(True, alpha=0.3)
@@ -194,7 +195,7 @@ def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "
     return fig
 
 
-def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "") -> Figure:
+def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "", style_map: dict | None = None) -> Figure:
     """Gain against cost, one point per cell: BD-rate versus `anchor` (mean over seeds, 95% interval
     as error bars) against decoder kMAC per pixel (left) and decode seconds per image (right).
     table: cell, bd_rate_mean, bd_rate_ci_low, bd_rate_ci_high, dec_kmac_px, dec_s."""
@@ -209,7 +210,7 @@ def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "") -> Figure
                 continue
             lo, hi = row.bd_rate_ci_low, row.bd_rate_ci_high
             err = [[y - lo], [hi - y]] if not (pd.isna(lo) or pd.isna(hi)) else None
-            style = curve_style(index, False)
+            style = ((style_map or {}).get(row.cell) or styles.curve_style(index, False)).matplotlib()
             ax.errorbar([x], [y], yerr=err, fmt=style["marker"], color=style["color"], capsize=3, label=row.cell)
             ax.annotate(row.cell, (x, y), xytext=(5, 3), textcoords="offset points", fontsize=7)
         ax.axhline(0, color="black", linewidth=0.8)
