@@ -9,8 +9,8 @@ import sys
 
 EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
 EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
-EXIT_NO_BD = 5  # `bdrate` finished but no BD value could be computed (every row says why)
 EXIT_CLUSTER = 4  # the Dask scheduler could not be reached or was lost (rows received are stored)
+EXIT_NO_BD = 5  # `bdrate` finished but no BD value could be computed (every row says why)
 # `rdbench run` without --out writes DEFAULT_RESULTS_DIR/<dataset> under the current folder: never
 # the shipped, tracked results/ of a checkout (.gitignore lists it).
 DEFAULT_RESULTS_DIR = "rdbench-results"
