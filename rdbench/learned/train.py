@@ -225,7 +225,11 @@ def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
         x = next(batches).to(opts.device, non_blocking=True)
         if opts.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad()
+        # every gradient cleared, the bottleneck's quantiles too (as CompressAI's example trains): the
+        # aux step leaves its gradient on the quantiles, and clip_grad_norm_ below measures every
+        # parameter's gradient, so a stale one changed the clipping of the next step, and a resumed
+        # run (which starts without it) was not bit-identical to an uninterrupted one
+        model.zero_grad(set_to_none=True)
         with autocast(opts.precision, opts.device):
             loss, stats = rd_loss(model, x, rate, opts.metric)
         if not math.isfinite(stats["loss"]):
