@@ -46,9 +46,11 @@ class Markdown(str):
 
 # Characters with a meaning in Markdown inline text (CommonMark, GitHub's tables, strikethrough and
 # math, Python-Markdown): each gets a backslash (a '(' or '!' means something only beside an
-# escaped '[' or ']'; '-' and '+' only at the start, as a list item). & < > become HTML entities,
-# so that no outside string is ever raw HTML in the rendered page.
-_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]{}#|~$]|^[-+])")
+# escaped '[' or ']'; '-' and '+' only at the start, as a list item). & < > and the characters a
+# backslash does not escape in every renderer (| outside a table, $ and ~ in Python-Markdown)
+# become HTML character references, so no outside string is ever raw HTML, a cell break or math.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]{}#]|^[-+])")
+_MD_REFERENCES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "|": "&#124;", "$": "&#36;", "~": "&#126;"}
 
 
 def md_escape(text) -> Markdown:
@@ -58,8 +60,8 @@ def md_escape(text) -> Markdown:
     if isinstance(text, Markdown):
         return text
     text = " ".join(str(text).splitlines()) if "\n" in str(text) or "\r" in str(text) else str(text)
-    text = _MD_PUNCTUATION.sub(r"\\\1", text)
-    return Markdown(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    text = _MD_PUNCTUATION.sub(r"\\\1", text)  # then references: their '#' must stay as it is
+    return Markdown("".join(_MD_REFERENCES.get(c, c) for c in text))
 
 
 def md_code(text) -> Markdown:
