@@ -197,6 +197,12 @@ class DaskExecutor:
         except (OSError, TimeoutError) as exc:
             self._close_cluster()
             raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler or 'a new cluster'}: {exc}") from exc
+        except TypeError as exc:  # distributed's words for a tls:// address without certificates
+            if "TLS" not in str(exc):
+                raise
+            self._close_cluster()
+            raise ClusterError(f"the Dask scheduler at {scheduler} speaks TLS: give its certificates in a [security] "
+                               "table of --cluster-config FILE (README: Scaling out)") from None
         self.address = self.client.scheduler.address or self.address
         self.workers_seen: set[str] = set()
         self.tasks = 0
@@ -355,6 +361,10 @@ def read_cluster_file(path: str | Path) -> dict:
     unknown = set(config) - {"slurm", "security"}
     if unknown:
         raise ValueError(f"{path}: unknown tables {', '.join(sorted(unknown))} (known: slurm, security)")
+    if "security" in config:  # certificate files named relative to the configuration file
+        config["security"] = {k: str((path.parent / v).resolve()) if k.startswith("tls_") and isinstance(v, str)
+                              and k not in ("tls_ciphers", "tls_min_version", "tls_max_version") else v
+                              for k, v in config["security"].items()}
     return config
 
 
