@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdbench.conventions import IMAGE_SUFFIXES, MS_SSIM_MIN_SIDE
+from rdbench.conventions import IMAGE_SUFFIXES, MS_SSIM_MIN_SIDE, write_atomic
 from rdbench.errors import ImageError
 from rdbench.learned import checkpoint
 from rdbench.learned.config import ModelConfig
@@ -255,7 +255,7 @@ def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
             model.train()
         if step in opts.keep_at:  # a learning-curve point: the checkpoint of this step, kept
             kept = kept_path(out, step)
-            kept.write_bytes(out.read_bytes())
+            write_atomic(kept, out.read_bytes())
     return out
 
 
