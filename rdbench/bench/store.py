@@ -172,7 +172,11 @@ class ResultStore:
                     sha, codec, version, quality, status = (
                         intern.setdefault(fields[i], fields[i]) if i is not None else "" for i in at)
                     if quality not in qualities:
-                        qualities[quality] = quality_key(quality) if quality else quality
+                        try:
+                            qualities[quality] = quality_key(quality) if quality else quality
+                        except (ValueError, TypeError, OverflowError):
+                            raise StoreError(f"{self.path}: line {reader.line_num}: quality {quality!r} is not a "
+                                             "number; correct or delete that line") from None
                     self.keys[(sha, codec, version, qualities[quality])] = status
                     self.count += 1
         except (UnicodeDecodeError, csv.Error) as exc:
