@@ -379,3 +379,38 @@ def test_the_default_pixel_limit_is_what_a_worker_can_afford(tmp_path, monkeypat
     path.write_bytes(_png_declaring(6000, 6000))
     with pytest.raises(ImageError, match=r"large\.png: declares 6000 x 6000 pixels .*limit of 33,554,432"):
         load_rgb(path)
+
+
+PICK_SECOND_IMAGE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var gd = document.getElementById("image-0"), button = gd.layout.updatemenus[0].buttons[1];
+  Plotly.update(gd, button.args[0], button.args[1]).then(function () {
+    document.body.setAttribute("data-picked", JSON.stringify({title: gd.layout.title.text,
+      names: gd.data.map(function (t) { return t.name; }), x: gd.data.map(function (t) { return Array.from(t.x); })}));
+  });
+}, 0); });
+</script>"""
+
+
+@pytest.mark.slow
+def test_picking_an_image_in_a_browser_shows_that_images_points(tmp_path, small_dataset):
+    """The per-image view's buttons carry each image's points: picking the second image in headless
+    Chromium puts exactly its points on the codecs' traces."""
+    from .test_report import CHROMIUM, _browser
+
+    if CHROMIUM is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    out = tmp_path / "results"
+    assert main(["run", "--dataset", str(small_dataset), "--codec", "jpeg,webp", "--quality", "20,40,60,80", "--out",
+                 str(out), "--no-progress", "--anchor", "jpeg"]) == 0
+    page = tmp_path / "picked.html"
+    page.write_text((out / "report.html").read_text().replace("</body>", PICK_SECOND_IMAGE + "</body>", 1))
+    done = _browser(page, tmp_path, "--dump-dom")
+    match = re.search(r'data-picked="([^"]*)"', done.stdout)
+    assert match, done.stderr[-2000:]
+    picked = json.loads(html.unescape(match.group(1)))
+    assert picked["title"] == "per image: kodim07_crop.png" and picked["names"] == ["jpeg", "webp"]
+    rows = pd.read_csv(out / RESULTS_FILE)
+    for codec, xs in zip(picked["names"], picked["x"]):
+        expected = rows[(rows.image == "kodim07_crop.png") & (rows.codec == codec)].sort_values("bpp")["bpp"]
+        assert xs == pytest.approx(list(expected), rel=1e-12)

@@ -107,7 +107,7 @@ def _per_image_plot(rows: pd.DataFrame, metric: str, title: str):
             hovertemplate=(f"%{{customdata[1]}}<br>{_text(codec)}<br>quality %{{customdata[0]}}<br>"
                            f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
     buttons = [{"label": _text(image), "method": "update",
-                "args": [points(image), {"title": _text(f"{title}: {image}")}]} for image in images]
+                "args": [points(image), {"title.text": _text(f"{title}: {image}")}]} for image in images]
     fig.update_layout(title=_text(f"{title}: {images[0]}" if images else title), xaxis_title=columns.label("bpp"),
                       yaxis_title=columns.label(metric), height=520, template="plotly_white",
                       updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.15,
