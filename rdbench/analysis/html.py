@@ -61,7 +61,7 @@ def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str):
         if curve.empty:
             continue
         published = curve["source"].iloc[0] != "measured"
-        custom = curve[["codec", "codec_version", "quality", "n_images"]].astype(str).map(_text).to_numpy()
+        custom = [[_text(v) for v in row] for row in curve[["codec", "codec_version", "quality", "n_images"]].to_numpy()]
         fig.add_trace(go.Scatter(
             x=curve["bpp"], y=curve[metric], mode="lines+markers", name=_text(curve["label"].iloc[0]),
             line={"dash": "dash" if published else "solid"}, customdata=custom,
