@@ -64,11 +64,13 @@ def atomic_path(path):
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (tmp, str(tmp)):  # the user knows the file, not its temporary name
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

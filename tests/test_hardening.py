@@ -414,3 +414,14 @@ def test_picking_an_image_in_a_browser_shows_that_images_points(tmp_path, small_
     for codec, xs in zip(picked["names"], picked["x"]):
         expected = rows[(rows.image == "kodim07_crop.png") & (rows.codec == codec)].sort_values("bpp")["bpp"]
         assert xs == pytest.approx(list(expected), rel=1e-12)
+
+
+def test_a_report_that_cannot_be_written_after_the_run_exits_5_naming_it(tmp_path, small_dataset):
+    out = tmp_path / "out"
+    (out / "report.html").mkdir(parents=True)  # where the report goes, something that is not a file
+    done = subprocess.run([*RDBENCH, "run", "--dataset", str(small_dataset), "--codec", "jpeg", "--quality",
+                           "20,40,60,80", "--out", str(out), "--workers", "1", "--no-progress", "--anchor", "jpeg"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 5 and "Traceback" not in done.stderr, done.stderr
+    assert f"{out / 'report.html'}: cannot write the report" in done.stderr
+    assert len(pd.read_csv(out / RESULTS_FILE)) == 12 and not list(out.glob(".*.tmp"))

@@ -97,7 +97,14 @@ def cmd_run(args) -> int:
         inputs = load_inputs([out])
         table = inputs.curves
         if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
-            report = write_report(inputs, out, args.anchor)
+            try:
+                report = write_report(inputs, out, args.anchor)
+            except OSError as exc:  # the disk failed after the run: its rows are stored (exit 5, not 2)
+                from rdbench.bench.store import StoreWriteError
+
+                raise StoreWriteError(f"{exc.filename or out}: cannot write the report: {exc.strerror or exc}. Every "
+                                      f"row is stored in {Path(out) / 'results.csv'}; `rdbench report {out} --out "
+                                      f"{out}` writes the report again") from None
         else:
             print(f"no report: BD needs at least {MIN_POINTS} qualities per codec", file=sys.stderr)
     print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
