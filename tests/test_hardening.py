@@ -56,21 +56,24 @@ def _assert_no_outside_markup(rendered: str, out: Path) -> None:
 
 
 # -- names from outside: report.md, report.html, figures, CSVs -----------------------------------
-@pytest.fixture
-def hostile_run(tmp_path, kodim, monkeypatch):
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory, kodim):
     """A real `rdbench run` on a folder with a hostile name, an image named like a formula and
-    markup, --out holding a backtick, --keep: (the result folder, rc)."""
-    monkeypatch.chdir(tmp_path)
+    markup, --out holding a backtick, --keep: (the result folder, rc). Run once for the tests below."""
+    tmp_path = tmp_path_factory.mktemp("hostile")
     folder = _crops(tmp_path / EVIL_DATASET, kodim)
     argv = ["run", "--dataset", str(folder), "--codec", "jpeg,webp", "--quality", "20,40,60,80", "--out", "out`x",
             "--no-progress", "--anchor", "jpeg", "--keep"]
-    monkeypatch.setattr(sys, "argv", ["rdbench", *argv])  # what runs.jsonl and the report record
-    rc = main(argv)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        mp.setattr(sys, "argv", ["rdbench", *argv])  # what runs.jsonl and the report record
+        rc = main(argv)
     return tmp_path / "out`x", rc
 
 
-def test_outside_names_reach_report_md_escaped_and_never_stop_it(hostile_run, tmp_path):
+def test_outside_names_reach_report_md_escaped_and_never_stop_it(hostile_run):
     out, rc = hostile_run
+    tmp_path = out.parent
     assert rc == 3  # finished, the broken image's items failed; before: 2 ($ in the figure titles)
     for name in ("report.md", "report.html", "rd-psnr_rgb.png", "rd-psnr_rgb.svg", "bd-psnr_rgb.png", "failed.csv"):
         assert (out / name).is_file(), name
@@ -209,7 +212,7 @@ def test_opening_a_large_store_keeps_only_each_rows_key(tmp_path):
     rows as dicts cost ~3.8 kB each: a 300k-row file took 1.1 GB; benchmarks/store_memory.py)."""
     import tracemalloc
 
-    rows = 30_000
+    rows = 15_000
     _synthetic_results(tmp_path / RESULTS_FILE, rows)
     tracemalloc.start()
     try:
