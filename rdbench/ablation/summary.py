@@ -10,7 +10,7 @@ import warnings
 
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.analysis.bd import BDError, bd
-from rdbench.analysis.document import Document, markdown_table
+from rdbench.analysis.document import Document, markdown_table, md_code, md_escape
 from rdbench.analysis.curves import operational  # re-exported too: the ablation's rule
 from rdbench.analysis.tables import convention, matched_metric
 from rdbench.bench.columns import HEADLINE_METRICS
@@ -383,9 +383,9 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
     steps = sorted({v["steps"] for v in facts.values()})
     replicated = seed_answers is not None
     lines = [
-        f"# Ablation `{config.name}`",
+        f"# Ablation {md_code(config.name)}",
         "",
-        f"Command: `{command}`",
+        f"Command: {md_code(command)}",
         "",
         "## Scale (read this first)",
         "",
@@ -394,18 +394,18 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         + ("(one variable-rate model per cell: gain units, one lambda drawn per step)." if config.rate_mode == "gain-units"
            else "(one model per lambda)."),
         f"- Training: {', '.join(str(s) for s in steps)} steps of batch {t.batch}, {t.crop}x{t.crop} crops, Adam lr {t.lr:g}, "
-        f"metric {t.metric}, images downscaled by {t.downscale}, from `{t.data}`"
+        f"metric {t.metric}, images downscaled by {t.downscale}, from {md_code(t.data)}"
         + (f", {t.holdout} of them held out" if t.holdout else "") + f"; {t.precision}"
         + (" autocast (entropy models in float32)" if t.precision == "bf16" else "")
         + (", channels_last" if t.channels_last else "") + ".",
         *([f"- Seeds: each cell trained {len(seeds)} times (seeds {', '.join(map(str, seeds))}); curves and BD-rates "
            "versus BPG are on the mean over seeds, questions and BD-rates between cells carry a 95% interval."]
           if replicated else []),
-        f"- Evaluation: {config.dataset}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
+        f"- Evaluation: {md_escape(config.dataset)}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
         "(bpp counts every byte). Times are per image on this machine, one worker thread each.",
-        *(f"- Left out: {note}" for note in notes),
+        *(f"- Left out: {md_escape(note)}" for note in notes),
         *(f"- Timing: {note}" for note in timing),
-        *(f"- Dominated rate points: {note}" for note in dominated),
+        *(f"- Dominated rate points: {md_escape(note)}" for note in dominated),
         "",
     ]
     for metric, used, result, bpg_source in sections:
@@ -442,7 +442,7 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
                   markdown_table(shown, "{:.2f}"), ""]
     lines += [
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
-        f"reference cell `{config.reference}` and versus BPG ({sections[0][3] if sections else ''}); "
+        f"reference cell {md_code(config.reference)} and versus BPG ({sections[0][3] if sections else ''}); "
         "real/estimated bpp: how much larger the real bitstream is than the model's own -log2 likelihood estimate; "
         "params: trainable parameters; enc/dec: mean seconds per image; dominated points left out: rate points "
         "that cost more bits than a cheaper point of the same cell for no better quality (off the operational RD "

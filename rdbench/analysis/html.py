@@ -48,6 +48,13 @@ p.warning { color: #8a4b00; background: #fff4e0; padding: 0.3em 0.6em; }
 </style>"""
 
 
+def _text(value) -> str:
+    """An outside string (codec, version, dataset, image name) for plotly, which renders names,
+    titles, button labels and hover text as HTML-like markup (<a href>, <b>, ...): escaped, so it
+    shows as written and never becomes a link or markup."""
+    return html.escape(str(value))
+
+
 def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str, style_map: dict):
     import plotly.graph_objects as go
 
@@ -58,45 +65,57 @@ def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str, style_map: dict
             continue
         label = str(curve["label"].iloc[0])
         style = style_map.get(label) or styles.curve_style(index, curve["source"].iloc[0] != "measured")
-        custom = curve[["codec", "codec_version", "quality", "n_images"]].astype(str).to_numpy()
+        custom = [[_text(v) for v in row] for row in curve[["codec", "codec_version", "quality", "n_images"]].to_numpy()]
         fig.add_trace(go.Scatter(
-            x=curve["bpp"], y=curve[metric], mode="lines+markers", name=styles.legend_text(label),
+            x=curve["bpp"], y=curve[metric], mode="lines+markers", name=_text(styles.legend_text(label)),
             **style.plotly(), customdata=custom,
             hovertemplate=("%{customdata[0]}<br>version %{customdata[1]}<br>quality %{customdata[2]}<br>"
                            f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<br>%{{customdata[3]}} images"
                            "<extra></extra>")))
-    fig.update_layout(title=title, xaxis_title=columns.label("bpp"), yaxis_title=columns.label(metric),
+    fig.update_layout(title=_text(title), xaxis_title=columns.label("bpp"), yaxis_title=columns.label(metric),
                       height=560, template="plotly_white", legend={"itemclick": "toggle"})
     return fig
 
 
 def _per_image_plot(rows: pd.DataFrame, metric: str, title: str, style_map: dict, labels: dict):
     """Every codec's curve on one image; the dropdown picks the image (first image shown). Each codec
-    in the style of its curve in the report's other charts (labels: {codec spec: curve label})."""
+    in the style of its curve in the report's other charts (labels: {codec spec: curve label}).
+
+    One trace per codec; each image's button carries that image's points and sets them on the
+    traces, so the page grows with the number of points (images x codecs x qualities), not with
+    images x traces as one visibility list per image would (3,000 images: 60 MB)."""
     import plotly.graph_objects as go
 
     ok = rows[rows["status"] == "ok"].dropna(subset=[metric])
     images = sorted(ok["image"].unique())
     codecs = list(dict.fromkeys(ok["codec"]))
     fallback = {codec: styles.curve_style(i, False) for i, codec in enumerate(codecs)}
-    fig = go.Figure()
-    owner = []  # the image of each trace, in order
-    for image in images:
+    groups = dict(tuple(ok.sort_values("bpp", kind="stable").groupby(["image", "codec"], sort=False)))
+    empty = ok.iloc[:0]
+
+    def points(image: str) -> dict:
+        """The update of every trace (codec) for one image: x, y and hover data (empty where the
+        codec has no point on the image)."""
+        xs, ys, custom = [], [], []
         for codec in codecs:
-            points = ok[(ok["image"] == image) & (ok["codec"] == codec)].sort_values("bpp")
-            if points.empty:
-                continue
-            label = labels.get(codec, codec)
-            fig.add_trace(go.Scatter(
-                x=points["bpp"], y=points[metric], mode="lines+markers", name=styles.legend_text(label),
-                visible=image == images[0], **(style_map.get(label) or fallback[codec]).plotly(),
-                customdata=points[["quality"]].astype(str).to_numpy(),
-                hovertemplate=(f"{html.escape(image)}<br>{html.escape(codec)}<br>quality %{{customdata[0]}}<br>"
-                               f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
-            owner.append(image)
-    buttons = [{"label": image, "method": "update",
-                "args": [{"visible": [o == image for o in owner]}, {"title": f"{title}: {image}"}]} for image in images]
-    fig.update_layout(title=f"{title}: {images[0]}" if images else title, xaxis_title=columns.label("bpp"),
+            p = groups.get((image, codec), empty)
+            xs.append(p["bpp"].tolist())
+            ys.append(p[metric].tolist())
+            custom.append([[_text(q), _text(image)] for q in p["quality"].astype(str)])
+        return {"x": xs, "y": ys, "customdata": custom}
+
+    fig = go.Figure()
+    first = points(images[0]) if images else None
+    for n, codec in enumerate(codecs):
+        label = labels.get(codec, codec)
+        fig.add_trace(go.Scatter(
+            x=first["x"][n], y=first["y"][n], customdata=first["customdata"][n], mode="lines+markers",
+            name=_text(styles.legend_text(label)), **(style_map.get(label) or fallback[codec]).plotly(),
+            hovertemplate=(f"%{{customdata[1]}}<br>{_text(codec)}<br>quality %{{customdata[0]}}<br>"
+                           f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
+    buttons = [{"label": _text(image), "method": "update",
+                "args": [points(image), {"title.text": _text(f"{title}: {image}")}]} for image in images]
+    fig.update_layout(title=_text(f"{title}: {images[0]}" if images else title), xaxis_title=columns.label("bpp"),
                       yaxis_title=columns.label(metric), height=520, template="plotly_white",
                       updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.15,
                                     "showactive": True}] if buttons else [])

@@ -2,16 +2,39 @@
 
 Figures are built with matplotlib.figure.Figure, not pyplot, so they need no display and leave
 no global state behind.
+
+Every text rdbench puts into a figure (titles, labels, legend entries, tick labels from codec or
+dataset names) is plain text: matplotlib's formula parser is off (PLAIN_TEXT) while a figure is
+built and while analysis/report.py saves it, so a `$` in a name is a dollar sign, never a formula
+that stops the report. Axis numbers are formatted without formulas as well.
 """
 
 from __future__ import annotations
 
+import functools
+
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
 from rdbench.analysis import styles
 from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
+
+
+# matplotlib settings under which rdbench builds and saves figures: no formula parsing of text.
+PLAIN_TEXT = {"text.parse_math": False}
+
+
+def _plain_text(build):
+    """Build the figure with matplotlib's formula parser off for every text created (PLAIN_TEXT)."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return build(*args, **kwargs)
+
+    return wrapper
 
 
 def curve_style(index: int, published: bool) -> dict:
@@ -27,6 +50,7 @@ def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
     return f"{', '.join(datasets)}: {columns.title(metric)} vs bpp" if datasets else ""
 
 
+@_plain_text
 def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "", codecs=None,
               log_rate: bool = False, xlim=None, ylim=None, style_map: dict | None = None) -> Figure:
     """Quality versus bpp, one line per curve identity (its label in the legend); each curve its own
@@ -59,7 +83,12 @@ def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = 
         drawn.append((label, points))
         index += 1
     if log_rate:
+        from matplotlib.ticker import LogFormatter
+
         ax.set_xscale("log")
+        # log axes label their ticks with formulas (10^x) by default: plain numbers instead
+        ax.xaxis.set_major_formatter(LogFormatter())
+        ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     if xlim:
         ax.set_xlim(*xlim)
     if ylim:
@@ -89,6 +118,7 @@ def _figure_title(fig: Figure, title: str) -> None:
         fig.suptitle(_wrapped(title, 80), fontsize=11)
 
 
+@_plain_text
 def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     """BD-rate of each codec versus the anchor (negative is better), with intervals where known.
 
@@ -141,6 +171,7 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
+@_plain_text
 def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     """The spread of per-image BD-rates: one box per codec, every image as a dot."""
     data = per_image.dropna(subset=["bd_rate_pct"])
@@ -164,6 +195,7 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
+@_plain_text
 def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "", style_map: dict | None = None) -> Figure:
     """Learning curves of an ablation. Left: each question's BD-rate (mean over seeds, band from the
     lowest to the highest seed) against training steps; right: each cell's held-out RD loss (mean
@@ -195,6 +227,7 @@ def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "
     return fig
 
 
+@_plain_text
 def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "", style_map: dict | None = None) -> Figure:
     """Gain against cost, one point per cell: BD-rate versus `anchor` (mean over seeds, 95% interval
     as error bars) against decoder kMAC per pixel (left) and decode seconds per image (right).

@@ -29,7 +29,7 @@ from rdbench.data.datasets import ImageRef
 from rdbench.data.images import encode_png, load_rgb, pixels_sha256
 from rdbench.metrics import Reference
 from rdbench.bench.store import quality_key
-from rdbench.conventions import utc_now
+from rdbench.conventions import utc_now, write_atomic
 
 
 @dataclass(frozen=True)
@@ -190,11 +190,12 @@ def measure(item: Item, settings: Settings) -> dict:
 
 
 def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarray) -> None:
-    stem = f"{Path(item.image.name).stem}.q{quality_key(item.quality)}"
+    # the image's whole file name: a.png and a.jpg of one folder keep their files apart
+    stem = f"{_slug(Path(item.image.name).name)}.q{quality_key(item.quality)}"
     for kind, name, payload in (
         ("bitstreams", f"{stem}.{extension}", data),
         ("reconstructions", f"{stem}.png", encode_png(decoded, compress_level=6)),
     ):
         folder = root / kind / _slug(item.codec)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(payload)
+        write_atomic(folder / name, payload)

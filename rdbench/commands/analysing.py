@@ -15,7 +15,7 @@ BD_SHOWN = ["label", "bd_rate_pct", "bd_metric", "overlap", "n_points", "n_image
 def cmd_bdrate(args) -> int:
     import pandas as pd
 
-    from rdbench.analysis.document import bd_terminal_lines, low_overlap_warning, markdown_table
+    from rdbench.analysis.document import bd_terminal_lines, low_overlap_warning, markdown_table, md_escape
     from rdbench.analysis.published import anchor_if_unmeasured, with_references
     from rdbench.analysis.report import write_csv, write_text
     from rdbench.analysis.per_image import bd_table_per_image
@@ -56,7 +56,7 @@ def cmd_bdrate(args) -> int:
         write_csv(result, args.csv)
     if args.markdown:
         text = markdown_table(result) if len(parts) == 1 else "\n\n".join(
-            f"## {dataset}\n\n{markdown_table(part)}" for dataset, part in parts)
+            f"## {md_escape(dataset)}\n\n{markdown_table(part)}" for dataset, part in parts)
         write_text(text + "\n", args.markdown)
     if not len(result) or result["bd_rate_pct"].isna().all():
         print(f"rdbench: no BD value could be computed ({len(result)} rows, each refused as shown above)",

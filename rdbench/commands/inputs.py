@@ -84,6 +84,9 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     images = [reference_images()]
     if rows:
         all_rows, duplicates = drop_duplicate_rows(pd.concat(rows, ignore_index=True))
+        # error messages name files by absolute path: relative to here, as the runs table's paths
+        errors = all_rows["error"].notna()
+        all_rows.loc[errors, "error"] = all_rows.loc[errors, "error"].map(relative_paths)
         if duplicates:
             notes.append(f"{duplicates} rows are in more than one input (same image, codec, version and quality): "
                          "each counted once")
