@@ -77,7 +77,8 @@ def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str, style_map: dict
     return fig
 
 
-def _per_image_plot(rows: pd.DataFrame, metric: str, title: str, style_map: dict, labels: dict):
+def _per_image_plot(rows: pd.DataFrame, metric: str, title: str, style_map: dict | None = None,
+                    labels: dict | None = None):
     """Every codec's curve on one image; the dropdown picks the image (first image shown). Each codec
     in the style of its curve in the report's other charts (labels: {codec spec: curve label}).
 
@@ -89,6 +90,7 @@ def _per_image_plot(rows: pd.DataFrame, metric: str, title: str, style_map: dict
     ok = rows[rows["status"] == "ok"].dropna(subset=[metric])
     images = sorted(ok["image"].unique())
     codecs = list(dict.fromkeys(ok["codec"]))
+    style_map, labels = style_map or {}, labels or {}
     fallback = {codec: styles.curve_style(i, False) for i, codec in enumerate(codecs)}
     groups = dict(tuple(ok.sort_values("bpp", kind="stable").groupby(["image", "codec"], sort=False)))
     empty = ok.iloc[:0]
