@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: every available classical codec; see `rdbench codecs`)")
     r.add_argument("--quality", action="append", metavar="Q", type=_numbers,
                    help="quality value(s) in each codec's own scale; repeat or comma-separate (default: each codec's ladder)")
+    r.add_argument("--target-bpp", action="append", metavar="BPP", type=_numbers,
+                   help="instead of a ladder, per image the quality closest to each rate (bpp; CompressAI's find_close: "
+                        "bisection over the codec's quality scale); repeat or comma-separate, e.g. 0.25,0.5")
+    r.add_argument("--target-psnr", action="append", metavar="DB", type=_numbers,
+                   help="likewise, per image the quality closest to each PSNR-RGB (dB)")
+    r.add_argument("--target-below", action="store_true",
+                   help="with --target-bpp/--target-psnr: the closest quality that does not exceed the target")
     r.add_argument("--out", metavar="DIR", help=f"result folder (default {DEFAULT_RESULTS_DIR}/<dataset> in the current "
                    "folder, apart from the shipped results/)")
     r.add_argument("--workers", type=_at_least(1), default=None, help="worker processes (default: all cores)")

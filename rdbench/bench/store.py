@@ -2,8 +2,8 @@
 
 Each row is written as a single line and flushed at once, so a killed run loses at most the line
 being written; opening the store again drops such a torn last line, and the run recomputes that
-item. Rows are keyed by (image_sha256, codec, codec_version, quality): a rerun skips every key
-already stored. A lock file keeps two runs from writing one store.
+item. Rows are keyed by (image_sha256, codec, codec_version, quality, target) (`row_key`): a rerun
+skips every key already stored. A lock file keeps two runs from writing one store.
 """
 
 from __future__ import annotations
@@ -32,9 +32,15 @@ def quality_key(quality) -> str:
     return str(canonical_quality(quality))
 
 
-def row_key(row: dict) -> tuple[str, str, str, str]:
-    """The row's identity, in the order of columns.KEY."""
-    return (row["image_sha256"], row["codec"], row["codec_version"], quality_key(row["quality"]))
+def row_key(row: dict) -> tuple[str, str, str, str, str]:
+    """The row's identity, in the order of columns.KEY. A target row (`rdbench run --target-bpp`)
+    is one per image, codec, version and target, whatever quality its search found: its quality
+    is left out of the key."""
+    target = row.get("target") or ""
+    if isinstance(target, float):  # pandas' NaN for an empty cell
+        target = ""
+    quality = "" if target else quality_key(row["quality"])
+    return (row["image_sha256"], row["codec"], row["codec_version"], quality, target)
 
 
 def _cell(value) -> str:
@@ -214,7 +220,13 @@ def read_results(path: str | Path):
         df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise StoreError(f"{path}: not a results file rdbench can read ({type(exc).__name__}: {exc})") from exc
+    for column in ("target", "target_bound"):  # a store written before target rows existed
+        if column not in df.columns:
+            df[column] = pd.Series([None] * len(df), index=df.index, dtype=df["codec"].dtype)
     missing = [c for c in KEY if c not in df.columns]
     if missing:
         raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
-    return df.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
+    # one row per key (row_key): a target row's quality is no part of its key
+    keys = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "")
+    keys.loc[keys["target"] != "", "quality"] = ""
+    return df[~keys.duplicated(keep="last")].reset_index(drop=True)

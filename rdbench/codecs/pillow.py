@@ -103,6 +103,7 @@ class JPEG2000(PillowCodec):
     description = "JPEG 2000 (OpenJPEG via Pillow), 9/7 wavelet, RGB->YCbCr, one quality layer"
     format, feature, extension = "JPEG2000", "jpg_2000", "jp2"
     quality_name = "target PSNR (dB)"
+    continuous_quality = True  # any number in the range is a setting (bench/targets.py bisects it as such)
     qualities = tuple(range(24, 48, 2))
     quality_range = PSNR_TARGET_RANGE_DB
     options = {

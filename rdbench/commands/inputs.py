@@ -22,6 +22,7 @@ class Inputs:
     images: object
     notes: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    target_rows: object = None  # rows of target searches (rdbench run --target-bpp), apart from the curves
 
 
 def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newest") -> Inputs:
@@ -30,7 +31,8 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     the CompressAI-style JSON inputs."""
     import pandas as pd
 
-    from rdbench.analysis.curves import curves, drop_duplicate_rows, image_index, relabel, select_versions
+    from rdbench.analysis.curves import (curves, drop_duplicate_rows, image_index, is_target_row, relabel,
+                                         select_versions)
     from rdbench.analysis.published import read_compressai_json, reference_images
     from rdbench.bench.store import read_results
 
@@ -40,10 +42,16 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
             tables.append(read_compressai_json(p))
         else:
             rows.append(read_results(p))
-    all_rows = None
+    all_rows = target_rows = None
     images = [reference_images()]
     if rows:
-        all_rows, duplicates = drop_duplicate_rows(pd.concat(rows, ignore_index=True))
+        all_rows = pd.concat(rows, ignore_index=True)
+        targeted = is_target_row(all_rows)
+        if targeted.any():  # each image at its own quality: no point of an RD curve
+            target_rows, all_rows = all_rows[targeted], all_rows[~targeted]
+            notes.append(f"{int(targeted.sum())} rows of target searches (rdbench run --target-bpp/--target-psnr) "
+                         "are not part of the RD curves")
+        all_rows, duplicates = drop_duplicate_rows(all_rows)
         if duplicates:
             notes.append(f"{duplicates} rows are in more than one input (same image, codec, version and quality): "
                          "each counted once")
@@ -54,7 +62,7 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     tables = [t for t in tables if len(t)]
     table = relabel(pd.concat(tables, ignore_index=True)) if tables else curves(pd.DataFrame(columns=["status"]))
     images = pd.concat(images, ignore_index=True).drop_duplicates(["image_set", "image_sha256"])
-    return Inputs(all_rows, table, images, notes, [str(p) for p in paths])
+    return Inputs(all_rows, table, images, notes, [str(p) for p in paths], target_rows)
 
 
 # An absolute path inside a command-line word: after its start, '=' or ',' (--out=/x, checkpoint=/x,...).
