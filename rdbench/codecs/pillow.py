@@ -147,7 +147,12 @@ class HEIC(Codec):
     extension = "heic"
     qualities = tuple(range(10, 100, 10))
     quality_range = (0, 100)
-    options = {"chroma": Option("444", ("444", "422", "420"), "chroma format (x265 Main 4:4:4 for 444)")}
+    options = {
+        "chroma": Option("444", ("444", "422", "420"), "chroma format (x265 Main 4:4:4 for 444)"),
+        # x265's --tune: 'psnr' turns psy-rd, psy-rdoq and adaptive quantisation off (more PSNR per
+        # bit, less visual tuning); 'none' keeps libheif's x265 defaults
+        "tune": Option("none", ("none", "psnr", "ssim"), "x265 --tune (none: libheif's x265 defaults)"),
+    }
 
     def availability(self):
         try:
@@ -176,7 +181,8 @@ class HEIC(Codec):
         heif = pillow_heif.from_bytes(mode="RGB", size=(image.shape[1], image.shape[0]),
                                       data=np.ascontiguousarray(image, dtype=np.uint8).tobytes())
         buf = io.BytesIO()
-        heif.save(buf, quality=quality, chroma=int(self.opts["chroma"]), save_nclx_profile=True)
+        params = {} if self.opts["tune"] == "none" else {"tune": self.opts["tune"]}
+        heif.save(buf, quality=quality, chroma=int(self.opts["chroma"]), save_nclx_profile=True, enc_params=params)
         return buf.getvalue()
 
     def decode(self, data: bytes) -> np.ndarray:

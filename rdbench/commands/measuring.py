@@ -164,11 +164,12 @@ def _zoo_weights_line(name: str, codec) -> str:
 def cmd_datasets(args) -> int:
     import os
 
-    from rdbench.data.datasets import data_home, load_manifest, manifest_names
+    from rdbench.data.datasets import dataset_state, load_manifest, manifest_names
 
     for name in manifest_names():
         m = load_manifest(name)
-        local = os.environ.get(m.local_env or "")
-        where = f"local copy {local} (${m.local_env})" if local else f"cache {data_home() / name} (downloaded on first use)"
-        print(f"{name}: {m.description}; {len(m.images)} images; {where}")
+        size, state = dataset_state(m)
+        print(f"{name}: {m.description}; {m.image_count} images" + (f"; {size}" if size else ""))
+        print(f"  {state}" + (f"; or set ${m.local_env} to a copy" if m.local_env and not os.environ.get(m.local_env)
+                                else ""))
     return 0
