@@ -132,3 +132,88 @@ def test_bad_target_options_exit_2_before_any_work(small_dataset, tmp_path, args
     done = rdbench("run", "--dataset", str(small_dataset), "--codec", "jpeg", "--out", str(tmp_path / "o"), *args)
     assert done.returncode == 2 and message in done.stderr
     assert not (tmp_path / "o" / "results.csv").exists()
+
+
+# -- the target-rate table and CLIC's corpus budget (analysis/targets.py) ------------------------
+
+import itertools  # noqa: E402
+import math  # noqa: E402
+
+from rdbench.analysis.targets import at_target_rates, corpus_budget  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def jpeg_rows(tmp_path_factory, kodim):
+    """JPEG on three real Kodak crops: a ladder, and a target search at 0.5 and 1 bpp."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("crops")
+    for n in (2, 13, 21):
+        Image.fromarray(np.ascontiguousarray(kodim(n)[:128, :160])).save(folder / f"k{n}.png")
+    out = tmp_path_factory.mktemp("out")
+    base = ["run", "--dataset", str(folder), "--codec", "jpeg", "--workers", "1", "--no-progress", "--no-report",
+            "--out", str(out)]
+    assert rdbench(*base, "--quality", "5,10,20,30,40,50,60,70,80,90").returncode == 0
+    assert rdbench(*base, "--target-bpp", "0.5,1").returncode == 0
+    from rdbench.bench.store import read_results
+
+    return out, read_results(out)
+
+
+def test_rate_table_interpolates_each_image_and_matches_a_measured_search(jpeg_rows):
+    out, rows = jpeg_rows
+    ladder = rows[rows["target"].isna()]
+    table = at_target_rates(rows, [0.5, 1.0, 0.01])
+    assert list(table["target_bpp"]) == [0.01, 0.5, 1.0]
+    low = table.iloc[0]
+    assert low["outside"] == 3 and math.isnan(low["psnr_rgb"])  # below every image's lowest rate: no mean
+    for _, row in table.iloc[1:].iterrows():
+        assert row["n_images"] == 3 and row["outside"] == 0
+        expected = []  # each image by hand: linear in log(bpp) between the two points around the rate
+        for _, image in ladder.groupby("image"):
+            image = image.sort_values("bpp")
+            above = image[image["bpp"] >= row["target_bpp"]].iloc[0]
+            below = image[image["bpp"] <= row["target_bpp"]].iloc[-1]
+            if above["bpp"] == below["bpp"]:
+                expected.append(above["psnr_rgb"])
+                continue
+            t = (math.log(row["target_bpp"]) - math.log(below["bpp"])) / (math.log(above["bpp"]) - math.log(below["bpp"]))
+            expected.append(below["psnr_rgb"] + t * (above["psnr_rgb"] - below["psnr_rgb"]))
+        assert row["psnr_rgb"] == pytest.approx(np.mean(expected), abs=1e-9)
+        assert 0 <= row["gap_bpp_mean"] <= row["gap_bpp_max"]
+        # the images coded at the quality their search found land close to the interpolated value
+        searched = rows[rows["target"] == f"bpp={row['target_bpp']:g}"]
+        assert len(searched) == 3
+        assert abs(searched["psnr_rgb"].mean() - row["psnr_rgb"]) < 0.5
+
+
+def test_corpus_budget_fits_and_per_image_allocation_is_near_the_brute_force_optimum(jpeg_rows):
+    _, rows = jpeg_rows
+    ladder = rows[rows["target"].isna() & rows["quality"].isin([10, 30, 50, 70, 90])]
+    pixels = ladder.groupby("image")["width"].first() * ladder.groupby("image")["height"].first()
+    total_pixels = pixels.sum()
+    budget = 8 * ladder[ladder["quality"] == 50]["bytes"].sum() / total_pixels * 1.1
+    table = corpus_budget(ladder, [budget])
+    row = table.iloc[0]
+    assert row["one_quality"] == 50 and row["one_quality_bpp"] <= budget
+    assert row["per_image_bpp"] <= budget + 1e-12 and row["per_image_psnr"] >= row["one_quality_psnr"]
+    # brute force over every combination of the 5 qualities on the 3 images
+    options = []
+    for _, image in ladder.groupby("image"):
+        sse = 3 * image["width"] * image["height"] * 255.0 ** 2 * 10 ** (-image["psnr_rgb"] / 10)
+        options.append(list(zip(image["bytes"], sse)))
+    best = max(10 * math.log10(255.0 ** 2 * 3 * total_pixels / sum(s for _, s in combo))
+               for combo in itertools.product(*options) if 8 * sum(b for b, _ in combo) / total_pixels <= budget)
+    assert row["per_image_psnr"] <= best + 1e-9 and row["per_image_psnr"] > best - 0.3
+
+
+def test_targets_command_prints_the_views_and_refuses_bad_rates(jpeg_rows, tmp_path):
+    out, _ = jpeg_rows
+    done = rdbench("targets", str(out), "--markdown", str(tmp_path / "t.md"), "--csv", str(tmp_path / "t.csv"))
+    assert done.returncode == 0, done.stderr
+    for heading in ("At target rates", "CLIC corpus budget", "Measured at searched targets"):
+        assert heading in done.stdout
+    assert "| bpp=0.5 |" in done.stdout.replace("  ", " ")
+    assert (tmp_path / "t_budget.csv").is_file() and (tmp_path / "t.md").read_text().startswith("### At target")
+    bad = rdbench("targets", str(out), "--rates", "0")
+    assert bad.returncode == 2 and "--rates/--budgets 0" in bad.stderr

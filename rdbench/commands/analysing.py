@@ -109,3 +109,33 @@ def cmd_report(args) -> int:
     print(write_report(inputs, args.out, args.anchor, args.method, args.reference, args.common_images,
                        args.allow_mismatched_reference))
     return 0
+
+
+def cmd_targets(args) -> int:
+    """Each codec at target rates (JPEG AI's and CLIC's unless --rates), CLIC's corpus budget, and
+    the rows of target searches, from result folders."""
+    import pandas as pd
+
+    from rdbench.analysis.report import write_csv, write_text
+    from rdbench.analysis.targets import CLIC_RATES, at_target_rates, corpus_budget, searched_targets, targets_markdown
+
+    inputs = load_inputs(args.results, versions=args.versions)
+    if inputs.rows is None:
+        raise ValueError("rdbench targets needs results.csv inputs (per-image rows), not JSON curves")
+    rates = [float(v) for v in _split(args.rates)] or None
+    budgets = [float(v) for v in _split(args.budgets)] or list(CLIC_RATES)
+    for value in [*(rates or []), *budgets]:
+        if not value > 0:
+            raise ValueError(f"--rates/--budgets {value:g}: expected a positive rate (bpp)")
+    at_rates = at_target_rates(inputs.rows, rates)
+    budget = corpus_budget(inputs.rows, budgets)
+    searched = searched_targets(inputs.target_rows) if inputs.target_rows is not None else None
+    text = targets_markdown(at_rates, budget, searched)
+    print(text or "no ladder rows to read rates from", file=sys.stdout)
+    if args.csv:
+        stem = Path(args.csv)
+        write_csv(at_rates, stem)
+        write_csv(budget, stem.with_name(stem.stem + "_budget" + stem.suffix))
+    if args.markdown:
+        write_text(text + "\n", args.markdown)
+    return 0
