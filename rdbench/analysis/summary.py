@@ -190,6 +190,7 @@ def report_document(
             sections.append(text)
         if dataset_rows is not None:
             sections += _items_sections(doc, dataset_rows, heading, suffix)
+            sections += _target_sections(doc, dataset_rows, heading, suffix)
     sections.append(HOW)
     if interactive:
         from rdbench.analysis.html import PAGE, html_report
@@ -202,6 +203,18 @@ def report_document(
 
 
 FAILED_SHOWN = 50  # failed items listed on the page; failed.csv holds every one
+
+
+def _target_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str) -> list[str]:
+    """Each codec at JPEG AI's and CLIC's target rates, and CLIC's corpus budget (analysis/targets.py)."""
+    from rdbench.analysis.targets import at_target_rates, corpus_budget, targets_markdown
+
+    rates, budget = at_target_rates(rows), corpus_budget(rows)
+    if not len(rates):
+        return []
+    doc.tables[f"target-rates{suffix}.csv"] = rates
+    doc.tables[f"corpus-budget{suffix}.csv"] = budget
+    return [f"## {heading}At target rates\n\n" + targets_markdown(rates, budget)]
 
 
 def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str) -> list[str]:
