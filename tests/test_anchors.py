@@ -192,3 +192,39 @@ def test_reference_encoder_codes_a_kodak_crop(name, kodim):
     (big, psnr_hi), (small, psnr_lo) = results[1], results[0]
     assert small < big and psnr_lo < psnr_hi and psnr_hi > 33
     assert codec.version.startswith(name) and "unknown" not in codec.version
+
+
+# -- the published CLIC 2020 curves (rdbench/reference/clic2020-professional) --------------------
+
+
+def test_clic_published_curves_carry_their_set_not_kodak():
+    from rdbench.analysis.published import published, published_names, read_compressai_json
+    from rdbench.packaged import reference_folder
+
+    names = [n for n in published_names() if n.startswith("clic2020-professional/")]
+    assert len(names) == 31 and "clic2020-professional/vtm" in names
+    for name in ("clic2020-professional/vtm", "clic2020-professional/bpg", "clic2020-professional/hm"):
+        curve = published(name)
+        assert set(curve["dataset"]) == {"clic2020-professional"} and set(curve["image_set"]) == {"unlisted"}
+        assert curve["source"].iloc[0].startswith("published: CompressAI results/image/clic2020-professional/")
+        assert curve["bpp"].is_monotonic_increasing and curve["psnr_rgb"].is_monotonic_increasing
+    # the same file given as an input is the same curve (never taken as a Kodak mean)
+    as_file = read_compressai_json(reference_folder() / "clic2020-professional" / "vtm.json")
+    assert set(as_file["dataset"]) == {"clic2020-professional"}
+    with pytest.raises(ValueError, match="no published curves for 'tecnick'"):
+        published("tecnick/vtm")
+
+
+def test_clic_published_curves_are_not_compared_with_other_images(kodim):
+    # a measured Kodak curve and the CLIC VTM curve: different datasets, the CLIC one unlisted
+    import pandas as pd
+
+    from rdbench.analysis.published import published
+    from rdbench.analysis.summary import references_for
+
+    kodak_vtm = published("vtm").assign(source="measured")
+    clic = published("clic2020-professional/vtm")
+    assert references_for([clic], kodak_vtm, allow_mismatched=False) == []
+    shown = references_for([clic], kodak_vtm, allow_mismatched=True)
+    assert len(shown) == 1 and "MISMATCHED: clic2020-professional, images not listed" in shown[0]["codec"].iloc[0]
+    assert isinstance(clic, pd.DataFrame)

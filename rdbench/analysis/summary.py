@@ -64,8 +64,9 @@ def references_for(references: Sequence[pd.DataFrame], here: pd.DataFrame, allow
             shown.append(ref)
         elif allow_mismatched:
             first = ref.iloc[0]
-            shown.append(ref.assign(codec=f"{first['codec']} [MISMATCHED: {first['dataset']}, "
-                                          f"{int(first['image_set_size'])} images]"))
+            size = first["image_set_size"]
+            count = "images not listed" if pd.isna(size) else f"{int(size)} images"
+            shown.append(ref.assign(codec=f"{first['codec']} [MISMATCHED: {first['dataset']}, {count}]"))
     return shown
 
 

@@ -79,8 +79,10 @@ def cmd_plot(args) -> int:
         shown = add_curves(here, matching)
         for ref in references:
             if not any(m["source"].iloc[0] == ref["source"].iloc[0] for m in matching):
+                size = ref["image_set_size"].iloc[0]
+                count = "images not listed" if size != size else f"{int(size)} images"  # NaN: not listed
                 print(f"note: {ref['codec'].iloc[0]} is over other images ({ref['dataset'].iloc[0]}, "
-                      f"{int(ref['image_set_size'].iloc[0])} images): not on the {dataset} plots "
+                      f"{count}): not on the {dataset} plots "
                       "(--allow-mismatched-reference shows it, labelled)", file=sys.stderr)
         suffix = f"-{file_stem(dataset)}" if len(datasets) > 1 else ""
         names = set(shown["label"].astype(str)) | set(shown["codec"].astype(str))
