@@ -228,3 +228,12 @@ def test_clic_published_curves_are_not_compared_with_other_images(kodim):
     shown = references_for([clic], kodak_vtm, allow_mismatched=True)
     assert len(shown) == 1 and "MISMATCHED: clic2020-professional, images not listed" in shown[0]["codec"].iloc[0]
     assert isinstance(clic, pd.DataFrame)
+
+
+def test_heic_tune_psnr_changes_the_encoding(heic, kodim):
+    # x265 --tune psnr turns psy-rd and AQ off: another bitstream, with more PSNR at one quality setting
+    image = np.ascontiguousarray(kodim(13)[:160, :160])
+    tuned = load("heic:tune=psnr")
+    plain, psnr_tuned = heic.encode(image, 40), tuned.encode(image, 40)
+    assert plain != psnr_tuned
+    assert psnr_rgb(image, tuned.decode(psnr_tuned)) > psnr_rgb(image, heic.decode(plain))
