@@ -223,3 +223,31 @@ def test_datasets_command_lists_size_and_state(env, www, crops):
     after = listing()
     tiny = after[after.index("tiny: "):]
     assert "downloaded: 3 images" in tiny.splitlines()[1]
+
+
+def test_real_tecnick_manifest_takes_the_rgb_originals_and_skips_the_rest(env, www, kodim, monkeypatch):
+    # an archive laid out as TESTIMAGES' README describes (ART, GRAY, RGB; originals and reduced
+    # copies), with 100 small real crops as the originals: the shipped manifest, no checksum published
+    root, server = www
+    members = {"TESTIMAGES/README.TXT": b"TESTIMAGES", "TESTIMAGES/ART/ART_OR_1200x1200/ART_OR_1200x1200_001.png": b"x",
+               "TESTIMAGES/GRAY/GRAY_OR_1200x1200/GRAY_OR_1200x1200_001.png": b"x",
+               "TESTIMAGES/RGB/RGB_R02_0600x0600/RGB_R02_0600x0600_001.png": b"x"}
+    image = kodim(5)
+    for k in range(100):
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image[k:k + 8, k:k + 8])).save(buf, format="PNG")
+        members[f"TESTIMAGES/RGB/RGB_OR_1200x1200/RGB_OR_1200x1200_{k + 1:03d}.png"] = buf.getvalue()
+    make_zip(root / "testimages.zip", members)
+    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "testimages.zip")
+    monkeypatch.delenv("RDBENCH_TECNICK", raising=False)
+    dataset = resolve_dataset("tecnick", log=lambda m: None)
+    assert len(dataset.images) == 100 and dataset.images[0].name == "RGB_OR_1200x1200_001.png"
+    assert len({r.sha256 for r in dataset.images}) == 100
+    assert sorted(p.name for p in (env / "cache" / "tecnick").iterdir())[-1] == IMAGES_RECORD
+    # an unexpected extra member in the same archive is refused, naming it
+    members["TESTIMAGES/RGB/RGB_OR_1200x1200/notes.doc"] = b"?"
+    make_zip(root / "testimages2.zip", members)
+    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "testimages2.zip")
+    monkeypatch.setenv("RDBENCH_DATA", str(env / "cache2"))
+    with pytest.raises(DatasetError, match=r"unexpected member 'TESTIMAGES/RGB/RGB_OR_1200x1200/notes.doc'"):
+        resolve_dataset("tecnick", log=lambda m: None)
