@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from rdbench.conventions import utc_now
+from rdbench.data.download import download, sha256_file
 from rdbench.errors import DatasetError, ImageError
 
 IMAGES_RECORD = "rdbench-images.json"  # per-image digests recorded at the first verified download
@@ -135,7 +136,6 @@ def _write_members(path: Path, archive: Archive, members, folder: Path) -> None:
 
 
 def _record_images(folder: Path) -> list[dict]:
-    from rdbench.data.datasets import sha256_file
     from rdbench.data.images import load_rgb, pixels_sha256
 
     images = []
@@ -187,8 +187,6 @@ def read_record(folder: Path) -> dict | None:
 
 def fetch_archive(name: str, archive: Archive, dest: Path, url: str | None = None, log=None) -> dict:
     """The record of the dataset in `dest`, downloading and extracting the archive if needed."""
-    from rdbench.data.datasets import download, sha256_file
-
     record = read_record(dest)
     if record is not None:
         return record

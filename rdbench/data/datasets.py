@@ -16,23 +16,20 @@ must match the manifest.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import sys
 import tomllib
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdbench.conventions import IMAGE_SUFFIXES
 from rdbench.data.archives import ARCHIVE_FORMATS, Archive, fetch_archive, read_record
+from rdbench.data.download import DOWNLOAD_TIMEOUT_S, download, sha256_file  # noqa: F401  (part of this API)
 from rdbench.data.images import load_rgb, pixels_sha256
 from rdbench.errors import DatasetError, ImageError
 from rdbench.packaged import manifests_folder
 
-DOWNLOAD_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -200,14 +197,6 @@ def data_home() -> Path:
     return Path(os.environ.get("RDBENCH_DATA") or Path.home() / ".cache" / "rdbench")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
     """Accept `path` if its bytes match upstream or its decoded pixels match the manifest."""
     if not path.is_file():
@@ -229,21 +218,6 @@ def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
 
 def verify_copy(manifest: Manifest, directory: Path) -> list[ImageRef]:
     return [verify_image(e, Path(directory) / e.file, manifest.name) for e in manifest.images]
-
-
-def download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download to a temporary name beside `dest`, then rename: no half file is ever `dest`."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # concurrent downloaders never share a file
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except (urllib.error.URLError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise DatasetError(f"{url}: download failed ({reason})") from exc
-    os.replace(tmp, dest)
 
 
 def fetch(manifest: Manifest, cache_dir: Path, base_url: str | None = None, log=None) -> list[ImageRef]:
