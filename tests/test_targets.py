@@ -109,6 +109,11 @@ def test_run_at_targets_stores_target_rows_once(small_dataset, tmp_path):
     assert met["target_bound"].isna().all() and ((met["bpp"] - 0.5).abs() < 0.1).all()
     again = rdbench(*args)
     assert again.returncode == 0 and "0 measured" in again.stderr and "18 already stored" in again.stderr
+    report = rdbench("report", str(out), "--out", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    assert "## Target searches" in (tmp_path / "report" / "report.md").read_text()
+    searched = pd.read_csv(tmp_path / "report" / "searched-targets.csv")
+    assert len(searched) == 6 and searched.loc[searched["target"] == "psnr_rgb=80", "bound_hit"].tolist() == [3, 3]
 
 
 def test_target_rows_are_no_part_of_rd_curves(small_dataset, tmp_path):

@@ -102,6 +102,7 @@ def report_document(
     images: pd.DataFrame | None = None,
     common_images: bool = False,
     allow_mismatched_reference: bool = False,
+    target_rows: pd.DataFrame | None = None,
 ) -> Document:
     """The report on `curve_table` (and on the per-image `rows`, when given) against `anchor`.
 
@@ -109,7 +110,8 @@ def report_document(
     use as the anchor when it was not measured; runs: the runs.jsonl entries of the inputs (paths
     made relative); notes: what the caller left out (older versions); images: which images each
     image set holds (for messages); common_images, allow_mismatched_reference: the comparison
-    rules of analysis/tables.bd_table. made_at and command go into the page's first line."""
+    rules of analysis/tables.bd_table; target_rows: the rows of target searches (`rdbench run
+--target-bpp`), shown in a section of their own. made_at and command go into the page's first line."""
     doc = Document("report.md")
     datasets = _datasets(curve_table)
     several = len(datasets) > 1
@@ -192,6 +194,12 @@ def report_document(
         if dataset_rows is not None:
             sections += _items_sections(doc, dataset_rows, heading, suffix)
             sections += _target_sections(doc, dataset_rows, heading, suffix)
+    if target_rows is not None and len(target_rows):
+        from rdbench.analysis.targets import searched_targets, targets_markdown
+
+        searched = searched_targets(target_rows)
+        doc.tables["searched-targets.csv"] = searched
+        sections.append("## Target searches\n\n" + targets_markdown(pd.DataFrame(), pd.DataFrame(), searched))
     sections.append(HOW)
     if interactive:
         from rdbench.analysis.html import PAGE, html_report

@@ -132,5 +132,6 @@ def write_report(inputs: Inputs, out, anchor: str = "bpg", method: str = "pchip"
         published_anchor=anchor_if_unmeasured(inputs.curves, anchor),
         made_at=utc_now(), command=relative_command(sys.argv), runs=read_runs(inputs.paths), notes=inputs.notes,
         images=inputs.images, common_images=common_images, allow_mismatched_reference=allow_mismatched_reference,
+        target_rows=inputs.target_rows,
     )
     return write_document(document, out)
