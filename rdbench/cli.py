@@ -25,6 +25,7 @@ from rdbench.commands import (
     cmd_plot,
     cmd_report,
     cmd_run,
+    cmd_targets,
     cmd_train,
 )
 from rdbench.analysis import DEFAULT_REFERENCES
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: every available classical codec; see `rdbench codecs`)")
     r.add_argument("--quality", action="append", metavar="Q", type=_numbers,
                    help="quality value(s) in each codec's own scale; repeat or comma-separate (default: each codec's ladder)")
+    r.add_argument("--target-bpp", action="append", metavar="BPP", type=_numbers,
+                   help="instead of a ladder, per image the quality closest to each rate (bpp; CompressAI's find_close: "
+                        "bisection over the codec's quality scale); repeat or comma-separate, e.g. 0.25,0.5")
+    r.add_argument("--target-psnr", action="append", metavar="DB", type=_numbers,
+                   help="likewise, per image the quality closest to each PSNR-RGB (dB)")
+    r.add_argument("--target-below", action="store_true",
+                   help="with --target-bpp/--target-psnr: the closest quality that does not exceed the target")
     r.add_argument("--out", metavar="DIR", help=f"result folder (default {DEFAULT_RESULTS_DIR}/<dataset> in the current "
                    "folder, apart from the shipped results/)")
     r.add_argument("--workers", type=_at_least(1), default=None, help="worker processes (default: all cores)")
@@ -240,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--markdown", metavar="FILE", help="also write the whole table as Markdown")
     b.add_argument("--wide", action="store_true", help="every column in the terminal (default: one compact line per codec)")
     b.set_defaults(fn=cmd_bdrate)
+
+    tg = sub.add_parser("targets", help="each codec at target rates (JPEG AI's, CLIC's) and CLIC's corpus budget")
+    tg.add_argument("results", nargs="+", metavar="RESULTS", help="result folders or results.csv files")
+    tg.add_argument("--rates", action="append", metavar="BPP", type=_numbers,
+                    help="target rates, comma-separated (default: JPEG AI's 0.06,0.12,0.25,0.5,0.75 and CLIC's "
+                         "0.075,0.15,0.3)")
+    tg.add_argument("--budgets", action="append", metavar="BPP", type=_numbers,
+                    help="CLIC corpus budgets in bpp over the whole set (default: 0.075,0.15,0.3)")
+    tg.add_argument("--versions", choices=("newest", "all"), default="newest",
+                    help="several versions of a codec: the newest only, or each as its own curve")
+    tg.add_argument("--csv", metavar="FILE", help="also write the rate table as CSV (and FILE_budget.csv)")
+    tg.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown")
+    tg.set_defaults(fn=cmd_targets)
 
     pl = sub.add_parser("plot", help="RD curves as PNG/SVG/PDF")
     analysis_args(pl)

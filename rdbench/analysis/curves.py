@@ -23,7 +23,9 @@ dataset; `image_set` is the SHA-256 of their pixel SHA-256s (sorted), `image_set
 count. A point that not every image of the set reached (a failed item) is marked
 `complete = False` and left out of BD, since means over different images do not compare.
 
-Only rows with status "ok" count. `select_versions` keeps, per (dataset, codec), the version
+Only rows with status "ok" count, and only a quality ladder's rows (`ladder_rows`): the rows of a
+target search (`target` set; each image at its own quality) are read by analysis/targets.py.
+`select_versions` keeps, per (dataset, codec), the version
 measured last, and says what it left out.
 """
 
@@ -144,10 +146,23 @@ def ms_ssim_to_db(values) -> np.ndarray:
         return -10 * np.log10(1 - np.asarray(values, dtype=float))
 
 
+def is_target_row(rows: pd.DataFrame) -> pd.Series:
+    """True for the rows of `rdbench run --target-bpp/--target-psnr` (a `target` is set)."""
+    if "target" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows["target"].fillna("").astype(str) != ""
+
+
+def ladder_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of quality ladders: those of target searches left out (their qualities differ per image)."""
+    return rows[~is_target_row(rows)]
+
+
 def curves(rows: pd.DataFrame, weighting: str = "mean") -> pd.DataFrame:
     """One row per curve identity and quality (columns.CURVE_COLUMNS), sorted by dataset, label and bpp."""
     if weighting not in ("mean", "pixels"):
         raise ValueError(f"weighting {weighting!r}: expected 'mean' or 'pixels'")
+    rows = ladder_rows(rows)
     ok = rows[rows["status"] == "ok"].copy()
     if ok.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))

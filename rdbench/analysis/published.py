@@ -44,7 +44,13 @@ PUBLISHED_ALIASES = {
     "mbt2018": "paper-mbt2018",
     "mbt2018-mean": "paper-mbt2018-mean",
 }
-REFERENCE_DATASET = "kodak"  # every shipped published curve is a mean over the 24 Kodak images
+REFERENCE_DATASET = "kodak"  # the shipped published curves at the top of rdbench/reference are Kodak means
+# Other image sets CompressAI publishes curves for, shipped in rdbench/reference/<name>/ and named
+# "<name>/<stem>" (clic2020-professional/vtm). CompressAI does not list their images (nor say which
+# CLIC split it used), so their image set is unknown: they are compared with a measured curve only
+# under --allow-mismatched-reference, and every such comparison is marked MISMATCHED.
+REFERENCE_SETS = ("clic2020-professional",)
+UNLISTED_IMAGE_SET = "unlisted"  # the image_set of a published curve whose images are not published
 PUBLISHED_CONVENTIONS = ("published means over the image set; MS-SSIM (dB) only as the dB of the mean linear "
                          "MS-SSIM (ms_ssim_db_of_mean); ms_ssim_db (mean of per-image dB) not published")
 
@@ -104,19 +110,31 @@ def curve_from_compressai(data: dict, codec: str, source: str, identity: dict, c
 
 
 def published_names() -> list[str]:
-    return sorted(p.name[:-5] for p in reference_folder().iterdir() if p.name.endswith(".json"))
+    names = [p.name[:-5] for p in reference_folder().iterdir() if p.name.endswith(".json")]
+    for folder in REFERENCE_SETS:
+        names += [f"{folder}/{p.name[:-5]}" for p in (reference_folder() / folder).iterdir() if p.name.endswith(".json")]
+    return sorted(names)
 
 
 def published(name: str) -> pd.DataFrame:
-    """A shipped published Kodak curve, by alias (bpg, mbt2018, ...) or file stem, labelled as published."""
-    stem = PUBLISHED_ALIASES.get(name, name)
-    res = reference_folder() / f"{stem}.json"
+    """A shipped published curve, labelled as published: a Kodak curve by alias (bpg, mbt2018, ...)
+    or file stem, or another set's as "<set>/<alias or stem>" (clic2020-professional/vtm)."""
+    folder, _, rest = name.rpartition("/")
+    stem = PUBLISHED_ALIASES.get(rest, rest)
+    if folder and folder not in REFERENCE_SETS:
+        raise ValueError(f"no published curves for {folder!r}; sets: {REFERENCE_DATASET}, {', '.join(REFERENCE_SETS)}")
+    res = (reference_folder() / folder / f"{stem}.json") if folder else reference_folder() / f"{stem}.json"
     if not res.is_file():
         raise ValueError(f"no published curve {name!r}; known: {', '.join(sorted(PUBLISHED_ALIASES))} or {', '.join(published_names())}")
     data = json.loads(res.read_text())
-    label = f"{data.get('name', stem)} (published)"
-    return curve_from_compressai(data, label, f"published: CompressAI results/image/kodak/{stem}.json",
-                                 _kodak_identity(), data.get("description", ""))
+    if folder:
+        identity = {"dataset": folder, "image_set": UNLISTED_IMAGE_SET, "image_set_size": math.nan}
+        label = f"{data.get('name', stem)} ({folder}, published)"
+        source = f"published: CompressAI results/image/{folder}/{stem}.json (images not listed)"
+    else:
+        identity, label = _kodak_identity(), f"{data.get('name', stem)} (published)"
+        source = f"published: CompressAI results/image/kodak/{stem}.json"
+    return curve_from_compressai(data, label, source, identity, data.get("description", ""))
 
 
 def _check_compressai(data, path) -> None:
@@ -169,6 +187,11 @@ def read_compressai_json(path: str | Path) -> pd.DataFrame:
         return curve_from_compressai(data, data.get("name") or meta.get("codec", Path(path).stem), f"file: {path}",
                                      identity, meta.get("codec_version", ""), meta.get("conventions", ""))
     dataset = meta.get("dataset", REFERENCE_DATASET)
+    shipped_set = Path(path).resolve().parent.name
+    if "dataset" not in meta and shipped_set in REFERENCE_SETS and \
+            Path(path).resolve().parent.parent == Path(str(reference_folder())).resolve():
+        # a shipped curve of another set given as a file: its set, never Kodak's
+        return published(f"{shipped_set}/{Path(path).stem}")
     if dataset == REFERENCE_DATASET:
         identity, assumed = _kodak_identity(), " (no image set stated: taken as Kodak's 24 images)"
     else:

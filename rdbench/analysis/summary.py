@@ -65,8 +65,9 @@ def references_for(references: Sequence[pd.DataFrame], here: pd.DataFrame, allow
             shown.append(ref)
         elif allow_mismatched:
             first = ref.iloc[0]
-            shown.append(ref.assign(codec=f"{first['codec']} [MISMATCHED: {first['dataset']}, "
-                                          f"{int(first['image_set_size'])} images]"))
+            size = first["image_set_size"]
+            count = "images not listed" if pd.isna(size) else f"{int(size)} images"
+            shown.append(ref.assign(codec=f"{first['codec']} [MISMATCHED: {first['dataset']}, {count}]"))
     return shown
 
 
@@ -102,6 +103,7 @@ def report_document(
     images: pd.DataFrame | None = None,
     common_images: bool = False,
     allow_mismatched_reference: bool = False,
+    target_rows: pd.DataFrame | None = None,
 ) -> Document:
     """The report on `curve_table` (and on the per-image `rows`, when given) against `anchor`.
 
@@ -109,7 +111,8 @@ def report_document(
     use as the anchor when it was not measured; runs: the runs.jsonl entries of the inputs (paths
     made relative); notes: what the caller left out (older versions); images: which images each
     image set holds (for messages); common_images, allow_mismatched_reference: the comparison
-    rules of analysis/tables.bd_table. made_at and command go into the page's first line."""
+    rules of analysis/tables.bd_table; target_rows: the rows of target searches (`rdbench run
+--target-bpp`), shown in a section of their own. made_at and command go into the page's first line."""
     doc = Document("report.md")
     datasets = _datasets(curve_table)
     several = len(datasets) > 1
@@ -217,8 +220,15 @@ def report_document(
             appendix.append((f"{heading}Failed items", reasons,
                              f"{int(reasons['items'].sum())} items failed, by reason (failed{suffix}.csv lists each)"
                              if len(reasons) else "None: every item was measured."))
+            sections += _target_sections(doc, dataset_rows, heading, suffix)
     if runs:
         appendix.append(("Runs that made these results", runs_table(runs), RUNS_TEXT))
+    if target_rows is not None and len(target_rows):
+        from rdbench.analysis.targets import searched_targets, targets_markdown
+
+        searched = searched_targets(target_rows)
+        doc.tables["searched-targets.csv"] = searched
+        sections.append("## Target searches\n\n" + targets_markdown(pd.DataFrame(), pd.DataFrame(), searched))
     sections.append(HOW)
     if interactive:
         from rdbench.analysis.html import PAGE, html_report
@@ -238,6 +248,18 @@ SPEED_TEXT = ("Per codec and version over its ok items: wall-clock seconds per i
 RUNS_TEXT = ("Every run logged in the inputs' runs.jsonl, oldest first (paths relative to the folder the report was "
              "made from)")
 FAILED_SHOWN = 50  # failed items listed on the page; failed.csv holds every one
+
+
+def _target_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str) -> list[str]:
+    """Each codec at JPEG AI's and CLIC's target rates, and CLIC's corpus budget (analysis/targets.py)."""
+    from rdbench.analysis.targets import at_target_rates, corpus_budget, targets_markdown
+
+    rates, budget = at_target_rates(rows), corpus_budget(rows)
+    if not len(rates):
+        return []
+    doc.tables[f"target-rates{suffix}.csv"] = rates
+    doc.tables[f"corpus-budget{suffix}.csv"] = budget
+    return [f"## {heading}At target rates\n\n" + targets_markdown(rates, budget)]
 
 
 def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str) -> list[str]:

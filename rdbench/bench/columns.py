@@ -46,6 +46,12 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("codec_version", "str", "", "codec version", "the exact implementation (library and version)", kind="key"),
     Column("quality", "float", "", "quality", "the codec's own quality value (integral values written as integers)",
            kind="key"),
+    Column("target", "str", "", "target", "for a row of `rdbench run --target-bpp/--target-psnr`, the target its "
+           "quality was searched for: 'bpp=0.25', 'bpp<=0.25' (the closest from below), 'psnr_rgb=32'; empty for "
+           "the rows of a quality ladder. A target row is keyed by its target, not by the quality found",
+           kind="key"),
+    Column("target_bound", "str", "", "target bound", "for a target row whose target the codec cannot reach on the "
+           "image: which bound of its quality scale was hit and the value reached there; empty otherwise"),
     Column("bytes", "int", "B", "bytes", "length of the whole file or bitstream, headers included", kind="rate"),
     Column("bpp", "float", "bit/px", "bits per pixel (whole file)", "8 x bytes / (width x height)",
            kind="rate", title="bpp"),
@@ -111,7 +117,7 @@ def _names(kind: str) -> tuple[str, ...]:
 
 
 RESULT_NAMES = tuple(c.name for c in RESULT_COLUMNS)  # the header of results.csv, in order
-KEY = _names("key")  # a row's identity in the store: (image_sha256, codec, codec_version, quality)
+KEY = _names("key")  # a row's identity in the store: (image_sha256, codec, codec_version, quality, target)
 TEXT_COLUMNS = tuple(c.name for c in RESULT_COLUMNS if c.dtype == "str")
 METRICS = _names("distortion")  # psnr_rgb, psnr_y, psnr_ycbcr, ms_ssim, ms_ssim_db
 DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")  # BD-metric differences are in dB

@@ -141,7 +141,7 @@ def base_row(item: Item) -> dict:
         "height": img.height,
         "codec": item.codec,
         "codec_version": item.codec_version,
-        "quality": quality_key(item.quality),
+        "quality": quality_key(item.quality) if item.quality is not None else "",  # None: a target's, not found
         "note": "; ".join(img.notes),
         "rdbench_version": __version__,
     }

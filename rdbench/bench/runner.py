@@ -110,24 +110,49 @@ def _without_duplicates(codecs: list[Codec]) -> list[Codec]:
     return codecs
 
 
-def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set) -> tuple[list[Item], int]:
-    """(items to measure, number already stored): every image x codec x quality once.
+def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set, targets: list | None = None
+         ) -> tuple[list, int]:
+    """(items to measure, number already stored): every image x codec x quality once, or with
+    `targets` (bench.targets.Target) every image x codec x target once (TargetItem jobs).
 
     Codecs of one configuration are planned once (`distinct_codecs`), and so are qualities that are
     one value (30, 30.0 and '30')."""
     items, skipped = [], 0
     codecs, _ = distinct_codecs(codecs)
     versions = {c.spec.text: c.version for c in codecs}
+    if targets:
+        from rdbench.bench.targets import TargetItem
+
+        for image in dataset.images:
+            for codec in codecs:
+                spec = codec.spec.text
+                for target in targets:
+                    if (image.sha256, spec, versions[spec], "", target.text) in done:
+                        skipped += 1
+                    else:
+                        items.append(TargetItem(Item(dataset.name, image, spec, versions[spec], None), target))
+        return items, skipped
     ladders = {c.spec.text: list(dict.fromkeys(c.check_quality(q) for q in (qualities or c.qualities))) for c in codecs}
     for image in dataset.images:
         for codec in codecs:
             spec = codec.spec.text
             for q in ladders[spec]:
-                if (image.sha256, spec, versions[spec], quality_key(q)) in done:
+                if (image.sha256, spec, versions[spec], quality_key(q), "") in done:
                     skipped += 1
                 else:
                     items.append(Item(dataset.name, image, spec, versions[spec], q))
     return items, skipped
+
+
+def _image(job):
+    """The ImageRef of a job: an Item, or a TargetItem wrapping one."""
+    return job.image if isinstance(job, Item) else job.item.image
+
+
+def _crashed_target(job) -> dict:
+    from rdbench.bench.targets import target_error_row
+
+    return target_error_row(job, "worker process died twice while this item was in flight (codec crash?)")
 
 
 def _crashed(item: Item) -> dict:
@@ -146,6 +171,7 @@ def run(
     argv: list[str] | None = None,
     executor: Executor | None = None,
     fsync: bool = False,
+    targets: list | None = None,
 ) -> RunSummary:
     """Measure every missing item of dataset x codecs x qualities into OUT/results.csv.
 
@@ -157,9 +183,14 @@ def run(
     out_dir = Path(out_dir)
     codecs = _without_duplicates(codecs)
     with ResultStore(out_dir, fsync=fsync) as store:
-        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed))
-        bad = [i for i in items if i.image.error]
-        good = [i for i in items if not i.image.error]
+        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), targets)
+        fn, crashed, failed_row = partial(measure, settings=settings), _crashed, error_row
+        if targets:  # each job searches its quality, then measures it (bench/targets.py)
+            from rdbench.bench.targets import measure_target, target_error_row
+
+            fn, crashed, failed_row = partial(measure_target, settings=settings), _crashed_target, target_error_row
+        bad = [i for i in items if _image(i).error]
+        good = [i for i in items if not _image(i).error]
         ok = failed = 0
         bar = None
         if progress and items:
@@ -167,14 +198,14 @@ def run(
 
             bar = tqdm(total=len(items), unit="item", file=sys.stderr, dynamic_ncols=True, desc=f"{dataset.name}")
         for item in bad:  # images that could not be read: recorded, never sent to a codec
-            store.append(error_row(item, item.image.error))
+            store.append(failed_row(item, _image(item).error))
             failed += 1
             if bar:
                 bar.update()
         executor = executor or LocalExecutor(workers)
         interrupted = False
         try:
-            for _, row in executor.run(partial(measure, settings=settings), good, on_crash=_crashed):
+            for _, row in executor.run(fn, good, on_crash=crashed):
                 store.append(row)
                 if row["status"] == "ok":
                     ok += 1
@@ -189,14 +220,15 @@ def run(
         if bar:
             bar.close()
     summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
-    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted, fsync)
+    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted, fsync,
+             [t.text for t in targets or []])
     if interrupted:
         raise RunInterrupted(summary)
     return summary
 
 
 def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict,
-             interrupted: bool = False, fsync: bool = False) -> None:
+             interrupted: bool = False, fsync: bool = False, targets: list | None = None) -> None:
     """Append what was run to DIR/runs.jsonl, so every result file says which command made it.
 
     A torn last line (a run killed while logging) is cut first, as the store cuts results.csv's:
@@ -209,6 +241,7 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         "dataset_source": dataset.source,
         "codecs": {c.spec.text: c.version for c in codecs},
         "qualities": qualities,
+        **({"targets": targets} if targets else {}),
         **where,
         **asdict(summary),
         "interrupted": interrupted,

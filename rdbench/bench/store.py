@@ -2,8 +2,8 @@
 
 Each row is written as a single line and flushed at once, so a killed run loses at most the line
 being written; opening the store again drops such a torn last line, and the run recomputes that
-item. Rows are keyed by (image_sha256, codec, codec_version, quality): a rerun skips every key
-already stored. A lock file keeps two runs from writing one store.
+item. Rows are keyed by (image_sha256, codec, codec_version, quality, target) (`row_key`): a rerun
+skips every key already stored. A lock file keeps two runs from writing one store.
 
 Opening a store reads it line by line and keeps only each row's key and status (planning needs
 nothing else): a 300,000-row file costs tens of megabytes, not the gigabyte its rows as dicts
@@ -88,9 +88,15 @@ def quality_key(quality) -> str:
     return str(canonical_quality(quality))
 
 
-def row_key(row: dict) -> tuple[str, str, str, str]:
-    """The row's identity, in the order of columns.KEY."""
-    return (row["image_sha256"], row["codec"], row["codec_version"], quality_key(row["quality"]))
+def row_key(row: dict) -> tuple[str, str, str, str, str]:
+    """The row's identity, in the order of columns.KEY. A target row (`rdbench run --target-bpp`)
+    is one per image, codec, version and target, whatever quality its search found: its quality
+    is left out of the key."""
+    target = row.get("target") or ""
+    if isinstance(target, float):  # pandas' NaN for an empty cell
+        target = ""
+    quality = "" if target else quality_key(row["quality"])
+    return (row["image_sha256"], row["codec"], row["codec_version"], quality, target)
 
 
 def _cell(value) -> str:
@@ -169,15 +175,19 @@ class ResultStore:
                         self.dropped_lines += 1
                         malformed.append(fields)
                         continue
-                    sha, codec, version, quality, status = (
+                    sha, codec, version, quality, target, status = (
                         intern.setdefault(fields[i], fields[i]) if i is not None else "" for i in at)
+                    if target:  # a target row's key leaves its quality out, as row_key does
+                        self.keys[(sha, codec, version, "", target)] = status
+                        self.count += 1
+                        continue
                     if quality not in qualities:
                         try:
                             qualities[quality] = quality_key(quality) if quality else quality
                         except (ValueError, TypeError, OverflowError):
                             raise StoreError(f"{self.path}: line {reader.line_num}: quality {quality!r} is not a "
                                              "number; correct or delete that line") from None
-                    self.keys[(sha, codec, version, qualities[quality])] = status
+                    self.keys[(sha, codec, version, qualities[quality], "")] = status
                     self.count += 1
         except (UnicodeDecodeError, csv.Error) as exc:
             raise StoreError(f"{self.path}: not a results file rdbench can read ({exc}); move it away to start "
@@ -291,7 +301,13 @@ def read_results(path: str | Path):
         df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise StoreError(f"{path}: not a results file rdbench can read ({type(exc).__name__}: {exc})") from exc
+    for column in ("target", "target_bound"):  # a store written before target rows existed
+        if column not in df.columns:
+            df[column] = pd.Series([None] * len(df), index=df.index, dtype=df["codec"].dtype)
     missing = [c for c in KEY if c not in df.columns]
     if missing:
         raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
-    return df.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
+    # one row per key (row_key): a target row's quality is no part of its key
+    keys = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "")
+    keys.loc[keys["target"] != "", "quality"] = ""
+    return df[~keys.duplicated(keep="last")].reset_index(drop=True)

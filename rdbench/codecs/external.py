@@ -11,6 +11,7 @@ temporary files live in /dev/shm when it exists, so file I/O costs little.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -32,6 +33,10 @@ from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
 
 DEFAULT_TIMEOUT_S = 600.0
+# What a binary reads and writes: image files, or raw planar 4:4:4 8-bit frames (a reference
+# encoder's YUV; the conversion is the spec's `colour`, codecs/yuv.py; {width} and {height} name the size)
+IMAGE_FORMATS = ("png", "ppm", "yuv444p")
+_SIZES_KEPT = 64  # bitstreams whose image size this codec remembers, for decoding raw YUV output
 _SHM = Path("/dev/shm")
 # What rdbench keeps of a binary's stdout and stderr: the last bytes of each, for the error message
 # of a failed call. The rest is read and dropped as it comes (a binary printing gigabytes costs no
@@ -108,6 +113,10 @@ class Definition:
     env_dir: str | None
     install_hint: str
     options: dict[str, Option] = field(default_factory=dict)
+    colour: str = ""  # the RGB <-> YUV conversion of yuv444p formats (codecs/yuv.py)
+    # files the commands need beside the binaries ({config}): name -> (file name, folders to
+    # search relative to the first binary's folder); each is also an option (default "auto")
+    files: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _parse(path_text: str, raw: dict) -> Definition:
@@ -159,6 +168,18 @@ def _parse(path_text: str, raw: dict) -> Definition:
             fail("'quality_range' must be [low, high], two finite numbers")
         if not all(quality_range[0] <= q <= quality_range[1] for q in qualities):
             fail(f"'qualities' {qualities} outside 'quality_range' {quality_range}")
+    files = {}
+    for key, f in optional(raw, "files", dict, {}).items():
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str) or not f["name"]:
+            fail(f"[files.{key}] needs a file 'name'")
+        search = f.get("search", ["."])
+        if not isinstance(search, list) or not all(isinstance(d, str) for d in search):
+            fail(f"[files.{key}] 'search' must be a list of folders (relative to the binaries' folder)")
+        files[key] = (f["name"], tuple(search))
+        if key in options:
+            fail(f"[files.{key}] and [options.{key}] share a name")
+        options[key] = Option("auto", None, optional(f, "help", str, "", f"[files.{key}] ")
+                              + f" (default auto: {f['name']} found beside the binaries)")
     pattern = optional(version, "pattern", str, r"(\S+)", "[version] ")
     try:
         re.compile(pattern)
@@ -182,15 +203,22 @@ def _parse(path_text: str, raw: dict) -> Definition:
         env_dir=optional(raw, "env_dir", (str, type(None)), None),
         install_hint=optional(raw, "install_hint", str, ""),
         options=options,
+        colour=optional(raw, "colour", str, ""),
+        files=files,
     )
     if not definition.name.strip():
         fail("'name' is empty")
     if not definition.encode or not definition.decode:
         fail("[commands] needs both encode and decode")
     for fmt in (definition.input_format, definition.output_format):
-        if fmt not in ("png", "ppm"):
-            fail(f"image format {fmt!r} (expected png or ppm)")
-    allowed = {"input", "output", "quality", *definition.binaries, *definition.options}
+        if fmt not in IMAGE_FORMATS:
+            fail(f"image format {fmt!r} (expected one of {', '.join(IMAGE_FORMATS)})")
+    if "yuv444p" in (definition.input_format, definition.output_format):
+        from rdbench.codecs.yuv import COLOURS
+
+        if definition.colour not in COLOURS:
+            fail(f"'colour' {definition.colour!r}: a yuv444p format needs one of {', '.join(COLOURS)}")
+    allowed = {"input", "output", "quality", "width", "height", *definition.binaries, *definition.options}
     for template in (definition.encode, definition.decode, definition.version_command):
         for arg in template:
             for key in re.findall(r"{(\w+)}", arg):
@@ -295,16 +323,51 @@ class ExternalCodec(Codec):
             found[binary] = path or shutil.which(binary)
         return found
 
+    @cached_property
+    def file_paths(self) -> dict[str, str | None]:
+        """Each [files] entry: the option's path when given, else the first match of its search
+        folders around the first binary (VTM's cfg/encoder_intra_vtm.cfg beside bin/)."""
+        found = {}
+        binary = next(iter(self.paths.values()), None)
+        for key, (name, search) in self.definition.files.items():
+            given = self.opts.get(key, "auto")
+            if given != "auto":
+                found[key] = given if Path(given).is_file() else None
+                continue
+            found[key] = None
+            if binary:
+                base = Path(binary).resolve().parent
+                for folder in search:
+                    candidate = (base / folder / name).resolve()
+                    if candidate.is_file():
+                        found[key] = str(candidate)
+                        break
+        return found
+
     def availability(self):
         missing = [b for b, p in self.paths.items() if p is None]
-        if not missing:
-            return None
         where = f"${self.definition.env_dir} or PATH" if self.definition.env_dir else "PATH"
-        return f"{', '.join(missing)} not found (looked in {where}). {self.definition.install_hint}".strip()
+        if missing:
+            return f"{', '.join(missing)} not found (looked in {where}). {self.definition.install_hint}".strip()
+        for key, path in self.file_paths.items():
+            if path is None:
+                name, search = self.definition.files[key]
+                given = self.opts.get(key, "auto")
+                if given != "auto":
+                    return f"{key}={given}: no such file"
+                folders = ", ".join(search)
+                return (f"{name} not found beside {next(iter(self.paths.values()))} (looked in {folders}); give it "
+                        f"as {self.name}:{key}=PATH or set ${self.definition.env_dir or 'PATH'} to the build's "
+                        f"binaries. {self.definition.install_hint}").strip()
+        return None
 
     def _args(self, template: list[str], **values) -> list[str]:
-        mapping = {**self.opts, **self.paths, **values}
+        mapping = {**self.opts, **self.paths, **self.file_paths, **values}
         return [arg.format(**mapping) for arg in template]
+
+    @cached_property
+    def _sizes(self) -> dict:
+        return {}
 
     @cached_property
     def version(self) -> str:
@@ -360,16 +423,38 @@ class ExternalCodec(Codec):
             raise CodecError(f"{self.spec.text}: {what} wrote an empty file")
         return data
 
+    def _input_bytes(self, image: np.ndarray) -> bytes:
+        fmt = self.definition.input_format
+        if fmt == "yuv444p":
+            from rdbench.codecs.yuv import rgb_to_planes
+
+            return rgb_to_planes(image, self.definition.colour)
+        return encode_ppm(image) if fmt == "ppm" else encode_png(image)
+
     def encode(self, image: np.ndarray, quality) -> bytes:
+        height, width = image.shape[:2]
         with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
             src = Path(tmp) / f"in.{self.definition.input_format}"
             dst = Path(tmp) / f"out.{self.extension}"
-            src.write_bytes(encode_ppm(image) if self.definition.input_format == "ppm" else encode_png(image))
-            limit = max_output_bytes(image.shape[0] * image.shape[1])
-            self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality), "encoder", limit)
-            return self._output(dst, "encoder", limit)
+            src.write_bytes(self._input_bytes(image))
+            limit = max_output_bytes(height * width)
+            self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality, width=width,
+                                 height=height), "encoder", limit)
+            data = self._output(dst, "encoder", limit)
+        if self.definition.output_format == "yuv444p":
+            # a raw YUV file does not say its size: remember it for this bitstream's decode
+            if len(self._sizes) >= _SIZES_KEPT:
+                self._sizes.pop(next(iter(self._sizes)))
+            self._sizes[hashlib.sha256(data).digest()] = (height, width)
+        return data
 
     def decode(self, data: bytes) -> np.ndarray:
+        size = None
+        if self.definition.output_format == "yuv444p":
+            size = self._sizes.get(hashlib.sha256(data).digest())
+            if size is None:
+                raise CodecError(f"{self.spec.text}: its decoder writes raw YUV, whose size only the encode call "
+                                 "knows: decode bitstreams this codec object encoded")
         with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
             src = Path(tmp) / f"in.{self.extension}"
             dst = Path(tmp) / f"out.{self.definition.output_format}"
@@ -378,6 +463,14 @@ class ExternalCodec(Codec):
             limit = max_output_bytes(max_image_pixels())
             self._run(self._args(self.definition.decode, input=src, output=dst), "decoder", limit)
             try:
-                return decode_rgb(self._output(dst, "decoder", limit), name=f"{self.spec.text} decoder output").pixels
+                output = self._output(dst, "decoder", limit)
+                if size is not None:
+                    from rdbench.codecs.yuv import planes_to_rgb
+
+                    try:
+                        return planes_to_rgb(output, size[0], size[1], self.definition.colour)
+                    except ValueError as exc:
+                        raise CodecError(f"{self.spec.text}: {exc}") from exc
+                return decode_rgb(output, name=f"{self.spec.text} decoder output").pixels
             except ImageError as exc:
                 raise CodecError(str(exc)) from exc

@@ -103,6 +103,7 @@ class JPEG2000(PillowCodec):
     description = "JPEG 2000 (OpenJPEG via Pillow), 9/7 wavelet, RGB->YCbCr, one quality layer"
     format, feature, extension = "JPEG2000", "jpg_2000", "jp2"
     quality_name = "target PSNR (dB)"
+    continuous_quality = True  # any number in the range is a setting (bench/targets.py bisects it as such)
     qualities = tuple(range(24, 48, 2))
     quality_range = PSNR_TARGET_RANGE_DB
     options = {
@@ -125,3 +126,73 @@ class JPEG2000(PillowCodec):
         # mct=1: RGB->YCbCr before the wavelet, as opj_compress does by default; Pillow's
         # default (no transform) needs ~65% more bits for the same PSNR on Kodak.
         return {**layers, "irreversible": self.opts["wavelet"] == "97", "mct": 1}
+
+
+# The x265 encoder and libde265 decoder that pillow-heif's wheels carry (HEVC intra in HEIF).
+HEIC_PACKAGE = "pillow_heif"
+
+
+@register_codec("heic")
+class HEIC(Codec):
+    """HEVC intra in a HEIF file: libheif with x265 (encoder) and libde265 (decoder), through the
+    pillow-heif wheel, so an HEVC-intra anchor runs wherever pip does.
+
+    Not BPG: the same coding standard (HEVC main-still / RExt 4:4:4 intra), but another container,
+    another encoder configuration (libheif's x265 settings, its quality 0..100 mapped to x265's
+    rate control rather than BPG's fixed QP) and libheif's colour conversion (RGB -> full-range
+    BT.601 YCbCr, as BPG's `-c ycbcr`). The file measured is the whole .heic (its boxes included).
+    """
+
+    description = "HEVC intra (HEIF: libheif + x265 via pillow-heif), not BPG; 8 bits, YCbCr BT.601 full range"
+    extension = "heic"
+    qualities = tuple(range(10, 100, 10))
+    quality_range = (0, 100)
+    options = {
+        "chroma": Option("444", ("444", "422", "420"), "chroma format (x265 Main 4:4:4 for 444)"),
+        # x265's --tune: 'psnr' turns psy-rd, psy-rdoq and adaptive quantisation off (more PSNR per
+        # bit, less visual tuning); 'none' keeps libheif's x265 defaults
+        "tune": Option("none", ("none", "psnr", "ssim"), "x265 --tune (none: libheif's x265 defaults)"),
+    }
+
+    def availability(self):
+        try:
+            import pillow_heif  # noqa: F401
+        except ImportError as exc:
+            return f"needs pillow-heif: pip install 'rdbench[heic]' ({exc})"
+        import pillow_heif
+
+        if "x265" not in str(pillow_heif.libheif_info().get("encoders", {})):
+            return "this pillow-heif build has no x265 encoder; install the pillow-heif wheel from PyPI"
+        return None
+
+    @property
+    def version(self) -> str:
+        import pillow_heif
+
+        info = pillow_heif.libheif_info()
+        encoder = info.get("encoders", {}).get("x265") or info.get("HEIF") or "no x265"
+        decoder = info.get("decoders", {}).get("libde265") or "no libde265"
+        return f"pillow-heif {pillow_heif.__version__}, libheif {info.get('libheif')}, {encoder}, {decoder}"
+
+    def encode(self, image: np.ndarray, quality) -> bytes:
+        import pillow_heif
+
+        quality = int(self.check_quality(quality))
+        heif = pillow_heif.from_bytes(mode="RGB", size=(image.shape[1], image.shape[0]),
+                                      data=np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+        buf = io.BytesIO()
+        params = {} if self.opts["tune"] == "none" else {"tune": self.opts["tune"]}
+        heif.save(buf, quality=quality, chroma=int(self.opts["chroma"]), save_nclx_profile=True, enc_params=params)
+        return buf.getvalue()
+
+    def decode(self, data: bytes) -> np.ndarray:
+        import pillow_heif
+
+        try:
+            heif = pillow_heif.open_heif(io.BytesIO(data), convert_hdr_to_8bit=True)
+            pixels = np.asarray(heif)
+        except Exception as exc:
+            raise CodecError(f"{self.spec.text}: cannot decode bitstream ({exc})") from exc
+        if pixels.ndim != 3 or pixels.shape[2] < 3:
+            raise CodecError(f"{self.spec.text}: decoded {heif.mode} image, expected RGB")
+        return np.ascontiguousarray(pixels[:, :, :3])

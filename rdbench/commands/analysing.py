@@ -87,8 +87,10 @@ def cmd_plot(args) -> int:
         shown = add_curves(here, matching)
         for ref in references:
             if not any(m["source"].iloc[0] == ref["source"].iloc[0] for m in matching):
+                size = ref["image_set_size"].iloc[0]
+                count = "images not listed" if size != size else f"{int(size)} images"  # NaN: not listed
                 print(f"note: {ref['codec'].iloc[0]} is over other images ({ref['dataset'].iloc[0]}, "
-                      f"{int(ref['image_set_size'].iloc[0])} images): not on the {dataset} plots "
+                      f"{count}): not on the {dataset} plots "
                       "(--allow-mismatched-reference shows it, labelled)", file=sys.stderr)
         suffix = f"-{file_stem(dataset)}" if len(datasets) > 1 else ""
         names = set(shown["label"].astype(str)) | set(shown["codec"].astype(str))
@@ -117,4 +119,34 @@ def cmd_report(args) -> int:
         print(f"note: {note}", file=sys.stderr)
     print(write_report(inputs, args.out, args.anchor, args.method, args.reference, args.common_images,
                        args.allow_mismatched_reference))
+    return 0
+
+
+def cmd_targets(args) -> int:
+    """Each codec at target rates (JPEG AI's and CLIC's unless --rates), CLIC's corpus budget, and
+    the rows of target searches, from result folders."""
+    import pandas as pd
+
+    from rdbench.analysis.report import write_csv, write_text
+    from rdbench.analysis.targets import CLIC_RATES, at_target_rates, corpus_budget, searched_targets, targets_markdown
+
+    inputs = load_inputs(args.results, versions=args.versions)
+    if inputs.rows is None:
+        raise ValueError("rdbench targets needs results.csv inputs (per-image rows), not JSON curves")
+    rates = [float(v) for v in _split(args.rates)] or None
+    budgets = [float(v) for v in _split(args.budgets)] or list(CLIC_RATES)
+    for value in [*(rates or []), *budgets]:
+        if not value > 0:
+            raise ValueError(f"--rates/--budgets {value:g}: expected a positive rate (bpp)")
+    at_rates = at_target_rates(inputs.rows, rates)
+    budget = corpus_budget(inputs.rows, budgets)
+    searched = searched_targets(inputs.target_rows) if inputs.target_rows is not None else None
+    text = targets_markdown(at_rates, budget, searched)
+    print(text or "no ladder rows to read rates from", file=sys.stdout)
+    if args.csv:
+        stem = Path(args.csv)
+        write_csv(at_rates, stem)
+        write_csv(budget, stem.with_name(stem.stem + "_budget" + stem.suffix))
+    if args.markdown:
+        write_text(text + "\n", args.markdown)
     return 0

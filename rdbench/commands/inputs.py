@@ -22,6 +22,7 @@ class Inputs:
     images: object
     notes: list = field(default_factory=list)
     paths: list = field(default_factory=list)
+    target_rows: object = None  # rows of target searches (rdbench run --target-bpp), apart from the curves
 
 
 LABEL_OPTION = "label"  # `jpeg:label=Baseline JPEG`: a legend text, stripped from the spec before anything runs
@@ -70,7 +71,8 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
 
     import pandas as pd
 
-    from rdbench.analysis.curves import curves, drop_duplicate_rows, image_index, relabel, select_versions
+    from rdbench.analysis.curves import (curves, drop_duplicate_rows, image_index, is_target_row, relabel,
+                                         select_versions)
     from rdbench.analysis.published import read_compressai_json, reference_images
     from rdbench.bench.store import read_results
 
@@ -80,10 +82,16 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
             tables.append(read_compressai_json(p))
         else:
             rows.append(read_results(p))
-    all_rows = None
+    all_rows = target_rows = None
     images = [reference_images()]
     if rows:
-        all_rows, duplicates = drop_duplicate_rows(pd.concat(rows, ignore_index=True))
+        all_rows = pd.concat(rows, ignore_index=True)
+        targeted = is_target_row(all_rows)
+        if targeted.any():  # each image at its own quality: no point of an RD curve
+            target_rows, all_rows = all_rows[targeted], all_rows[~targeted]
+            notes.append(f"{int(targeted.sum())} rows of target searches (rdbench run --target-bpp/--target-psnr) "
+                         "are not part of the RD curves")
+        all_rows, duplicates = drop_duplicate_rows(all_rows)
         # error messages name files by absolute path: relative to here, as the runs table's paths
         errors = all_rows["error"].notna()
         all_rows.loc[errors, "error"] = all_rows.loc[errors, "error"].map(relative_paths)
@@ -100,7 +108,7 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     logged = labels_from_runs(read_runs(paths))
     logged = {spec: text for spec, text in logged.items() if (table["codec"].astype(str) == spec).any()}
     table = apply_labels(table, {**logged, **parse_labels(labels)})
-    return Inputs(all_rows, table, images, notes, [str(p) for p in paths])
+    return Inputs(all_rows, table, images, notes, [str(p) for p in paths], target_rows)
 
 
 # An absolute path inside a command-line word: after its start, '=' or ',' (--out=/x, checkpoint=/x,...).
@@ -170,5 +178,6 @@ def write_report(inputs: Inputs, out, anchor: str = "bpg", method: str = "pchip"
         published_anchor=anchor_if_unmeasured(inputs.curves, anchor),
         made_at=utc_now(), command=relative_command(sys.argv), runs=read_runs(inputs.paths), notes=inputs.notes,
         images=inputs.images, common_images=common_images, allow_mismatched_reference=allow_mismatched_reference,
+        target_rows=inputs.target_rows,
     )
     return write_document(document, out)

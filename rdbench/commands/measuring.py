@@ -68,6 +68,9 @@ def cmd_run(args) -> int:
         specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
     qualities = [canonical_quality(q) for q in _split(args.quality)] or None
+    targets = _targets(args)
+    if targets and qualities:
+        raise ValueError("--quality and --target-bpp/--target-psnr exclude each other: a target run searches the quality")
     for codec in codecs:  # out-of-range qualities stop the run before any work (exit 2)
         for q in qualities or []:
             codec.check_quality(q)
@@ -82,6 +85,7 @@ def cmd_run(args) -> int:
             dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
             retry_failed=args.retry_failed, progress=not args.no_progress, argv=sys.argv, executor=executor,
             fsync=args.fsync,
+            targets=targets,
         )
     finally:
         if executor is not None:
@@ -98,7 +102,10 @@ def cmd_run(args) -> int:
 
         print("failed items stored in results.csv, by reason:", file=sys.stderr)
         print("\n".join(failure_lines(inputs.rows)), file=sys.stderr)
-    if not args.no_report:
+    if targets:
+        print(f"target rows: {', '.join(t.text for t in targets)} (one per image and codec; the row's "
+              "target_bound names a bound hit)", file=sys.stderr)
+    if not args.no_report and not targets:
         from rdbench.analysis.bd import MIN_POINTS
 
         table = inputs.curves
@@ -117,6 +124,17 @@ def cmd_run(args) -> int:
             print(f"no report: BD needs at least {MIN_POINTS} measured qualities per codec", file=sys.stderr)
     print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
+
+
+def _targets(args) -> list:
+    """The targets of --target-bpp / --target-psnr (empty without them); bad values stop the run."""
+    from rdbench.bench.targets import targets_from_options
+
+    bpp = [float(v) for v in _split(getattr(args, "target_bpp", None))]
+    psnr = [float(v) for v in _split(getattr(args, "target_psnr", None))]
+    if getattr(args, "target_below", False) and not (bpp or psnr):
+        raise ValueError("--target-below needs --target-bpp or --target-psnr")
+    return targets_from_options(bpp, psnr, below=getattr(args, "target_below", False))
 
 
 def cmd_codecs(args) -> int:
@@ -171,11 +189,12 @@ def _zoo_weights_line(name: str, codec) -> str:
 def cmd_datasets(args) -> int:
     import os
 
-    from rdbench.data.datasets import data_home, load_manifest, manifest_names
+    from rdbench.data.datasets import dataset_state, load_manifest, manifest_names
 
     for name in manifest_names():
         m = load_manifest(name)
-        local = os.environ.get(m.local_env or "")
-        where = f"local copy {local} (${m.local_env})" if local else f"cache {data_home() / name} (downloaded on first use)"
-        print(f"{name}: {m.description}; {len(m.images)} images; {where}")
+        size, state = dataset_state(m)
+        print(f"{name}: {m.description}; {m.image_count} images" + (f"; {size}" if size else ""))
+        print(f"  {state}" + (f"; or set ${m.local_env} to a copy" if m.local_env and not os.environ.get(m.local_env)
+                                else ""))
     return 0

@@ -1,5 +1,11 @@
 """Datasets: a named manifest (downloaded once into a cache, verified) or any folder of images.
 
+A manifest either lists each image with its URL and digests (kodak.toml) or names one archive
+(`[archive]`: tecnick, clic2020-professional-valid, clic2020-professional-test, div2k-valid), whose
+images are extracted and whose per-image digests are recorded at the first verified download
+(data/archives.py). Manifests are the packaged datasets/*.toml, then those in the folders of
+RDBENCH_DATASETS_PATH (os.pathsep-separated).
+
 `resolve_dataset("kodak")` uses, in order: the folder named by the manifest's `local_env`
 variable (RDBENCH_KODAK), else the cache under RDBENCH_DATA (default ~/.cache/rdbench), filling
 it from the manifest's URLs (or from the base URL in `url_env`, RDBENCH_KODAK_URL) when files are
@@ -10,22 +16,20 @@ must match the manifest.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import sys
 import tomllib
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdbench.conventions import IMAGE_SUFFIXES
+from rdbench.data.archives import ARCHIVE_FORMATS, Archive, fetch_archive, read_record
+from rdbench.data.download import DOWNLOAD_TIMEOUT_S, download, sha256_file  # noqa: F401  (part of this API)
 from rdbench.data.images import load_rgb, pixels_sha256
 from rdbench.errors import DatasetError, ImageError
 from rdbench.packaged import manifests_folder
 
-DOWNLOAD_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -66,19 +70,33 @@ class Manifest:
     local_env: str | None
     url_env: str | None
     images: list[ManifestImage] = field(default_factory=list)
+    archive: Archive | None = None  # the images come in one archive (their digests recorded at download)
+    license: str = ""
+
+    @property
+    def image_count(self) -> int:
+        return self.archive.image_count if self.archive else len(self.images)
+
+
+def _manifest_files() -> dict:
+    """{name: file} of every manifest: packaged first, then RDBENCH_DATASETS_PATH (a later one wins)."""
+    found = {p.name[:-5]: p for p in manifests_folder().iterdir() if p.name.endswith(".toml")}
+    for folder in filter(None, os.environ.get("RDBENCH_DATASETS_PATH", "").split(os.pathsep)):
+        for path in sorted(Path(folder).glob("*.toml")):
+            found[path.name[:-5]] = path
+    return found
 
 
 def manifest_names() -> list[str]:
-    root = manifests_folder()
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+    return sorted(_manifest_files())
 
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def load_manifest(name: str) -> Manifest:
-    res = manifests_folder() / f"{name}.toml"
-    if not res.is_file():
+    res = _manifest_files().get(name)
+    if res is None or not res.is_file():
         raise DatasetError(f"no dataset manifest named {name!r} (known: {', '.join(manifest_names())})")
 
     def fail(message):
@@ -98,9 +116,19 @@ def load_manifest(name: str) -> Manifest:
             fail(f"{where}{key!r} must be a string")
         return table[key]
 
+    if "archive" in raw:
+        return Manifest(
+            name=text(raw, "name"),
+            description=text(raw, "description", required=False) or "",
+            base_url=text(raw, "base_url", required=False) or "",
+            local_env=text(raw, "local_env", required=False),
+            url_env=text(raw, "url_env", required=False),
+            archive=_parse_archive(raw["archive"], fail),
+            license=text(raw, "license", required=False) or "",
+        )
     images = raw.get("images")
     if not isinstance(images, list) or not images:
-        fail("needs [[images]] entries")
+        fail("needs [[images]] entries (or an [archive] table)")
     fields = {f.name for f in dataclasses.fields(ManifestImage)}
     entries = []
     for k, entry in enumerate(images):
@@ -129,16 +157,44 @@ def load_manifest(name: str) -> Manifest:
     )
 
 
+def _parse_archive(table, fail) -> Archive:
+    if not isinstance(table, dict):
+        fail("[archive] must be a table")
+    known = {"url", "format", "members", "image_count", "sha256", "size", "checksum_source", "ignore", "files"}
+    unknown = set(table) - known
+    if unknown:
+        fail(f"[archive] unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    for key in ("url", "format", "members"):
+        if not isinstance(table.get(key), str) or not table[key]:
+            fail(f"[archive] needs {key!r} (a string)")
+    if table["format"] not in ARCHIVE_FORMATS:
+        fail(f"[archive] format {table['format']!r}: expected one of {', '.join(ARCHIVE_FORMATS)}")
+    count = table.get("image_count")
+    if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+        fail("[archive] needs 'image_count', a positive integer")
+    sha = table.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and _HEX64.fullmatch(sha)):
+        fail("[archive] sha256 must be 64 lower-case hex digits (leave it out where no public source gives one)")
+    size = table.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size <= 0):
+        fail("[archive] size must be a positive integer (bytes)")
+    source = table.get("checksum_source", "")
+    if not isinstance(source, str) or not source.strip():
+        fail("[archive] needs 'checksum_source': where sha256/size come from, or why there is none")
+    lists = {}
+    for key in ("ignore", "files"):
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            fail(f"[archive] {key!r} must be a list of strings")
+        lists[key] = tuple(value)
+    if lists["files"] and len(lists["files"]) != count:
+        fail(f"[archive] lists {len(lists['files'])} files but image_count is {count}")
+    return Archive(table["url"], table["format"], table["members"], count, sha, size, source, lists["ignore"],
+                   lists["files"])
+
+
 def data_home() -> Path:
     return Path(os.environ.get("RDBENCH_DATA") or Path.home() / ".cache" / "rdbench")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
@@ -162,21 +218,6 @@ def verify_image(entry: ManifestImage, path: Path, dataset: str) -> ImageRef:
 
 def verify_copy(manifest: Manifest, directory: Path) -> list[ImageRef]:
     return [verify_image(e, Path(directory) / e.file, manifest.name) for e in manifest.images]
-
-
-def download(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """Download to a temporary name beside `dest`, then rename: no half file is ever `dest`."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # concurrent downloaders never share a file
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while block := response.read(1 << 20):
-                out.write(block)
-    except (urllib.error.URLError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise DatasetError(f"{url}: download failed ({reason})") from exc
-    os.replace(tmp, dest)
 
 
 def fetch(manifest: Manifest, cache_dir: Path, base_url: str | None = None, log=None) -> list[ImageRef]:
@@ -253,6 +294,8 @@ def resolve_dataset(spec: str, log=None) -> Dataset:
             return folder_dataset(path)
         raise DatasetError(f"{spec}: neither a folder nor a known dataset ({', '.join(manifest_names())})")
     manifest = load_manifest(spec)
+    if manifest.archive is not None:
+        return _resolve_archive_dataset(manifest, log or (lambda m: print(m, file=sys.stderr)))
     local = os.environ.get(manifest.local_env or "")
     if local:
         if not Path(local).expanduser().is_dir():
@@ -269,3 +312,61 @@ def resolve_dataset(spec: str, log=None) -> Dataset:
             raise
         raise DatasetError(f"{exc}. Offline, or behind a firewall? {_way_out(manifest)}") from exc
     return Dataset(manifest.name, refs, f"{manifest.name}, cache {cache} (verified)")
+
+
+def recorded_images(record: dict) -> list[ManifestImage]:
+    """The images of an archive dataset's record (data/archives.py) as manifest entries."""
+    return [ManifestImage(i["file"], "", i["file_sha256"], i["pixels_sha256"], i["width"], i["height"])
+            for i in record["images"]]
+
+
+def _resolve_archive_dataset(manifest: Manifest, log) -> Dataset:
+    """An archive dataset: a local copy ($local_env) or the cache, verified against the digests
+    recorded at the first verified download (a local copy without a record: its images counted)."""
+    local = os.environ.get(manifest.local_env or "")
+    if local:
+        folder = Path(local).expanduser()
+        if not folder.is_dir():
+            raise DatasetError(f"{manifest.local_env}={local}: folder not found (unset it to download "
+                               f"{manifest.name} into the cache)")
+        record = read_record(folder)
+        if record is None:
+            dataset = folder_dataset(folder, manifest.name)
+            if len(dataset.images) != manifest.image_count:
+                raise DatasetError(f"{manifest.local_env}={local}: {len(dataset.images)} images, {manifest.name} has "
+                                   f"{manifest.image_count}")
+            dataset.source = f"{manifest.name}, local copy {local} (no recorded digests: images counted, not verified)"
+            return dataset
+        refs = verify_copy(dataclasses.replace(manifest, images=recorded_images(record)), folder)
+        return Dataset(manifest.name, refs, f"{manifest.name}, local copy {local} (verified)")
+    cache = data_home() / manifest.name
+    url = os.environ.get(manifest.url_env or "") or None
+    record = fetch_archive(manifest.name, manifest.archive, cache, url, log=log)
+    refs = verify_copy(dataclasses.replace(manifest, images=recorded_images(record)), cache)
+    return Dataset(manifest.name, refs, f"{manifest.name}, cache {cache} (verified against the digests recorded "
+                                        f"{record.get('recorded_at', '')})")
+
+
+def dataset_state(manifest: Manifest) -> tuple[str, str]:
+    """(size, state) of a dataset for `rdbench datasets`: what is on this machine, nothing downloaded."""
+    local = os.environ.get(manifest.local_env or "")
+    size = f"{manifest.archive.size / 1e6:.0f} MB archive" if manifest.archive and manifest.archive.size else (
+        "archive size unpublished" if manifest.archive else "")
+    if local:
+        return size, f"local copy {local} (${manifest.local_env})"
+    cache = data_home() / manifest.name
+    if manifest.archive is not None:
+        record = read_record(cache) if (cache / "rdbench-images.json").is_file() else None
+        if record is not None:
+            on_disk = sum(p.stat().st_size for p in cache.iterdir() if p.is_file())
+            return size, (f"downloaded: {len(record['images'])} images ({on_disk / 1e6:.0f} MB) in {cache}, digests "
+                          f"recorded {record.get('recorded_at', '')}")
+        return size, f"not downloaded (on first use, into {cache})"
+    present = [e for e in manifest.images if (cache / e.file).is_file()]
+    if not size:
+        size = "per-file download"
+    if len(present) == len(manifest.images):
+        on_disk = sum((cache / e.file).stat().st_size for e in present)
+        return f"{on_disk / 1e6:.0f} MB", f"downloaded in {cache}"
+    return size, (f"{len(present)} of {len(manifest.images)} files in {cache}" if present
+                  else f"not downloaded (on first use, into {cache})")
