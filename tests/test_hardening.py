@@ -203,7 +203,8 @@ def _synthetic_results(path: Path, rows: int) -> None:
         for n in range(rows):
             row = dict.fromkeys(COLUMNS, "0.123456789012345")
             row.update(image_sha256=f"{n // 300:064x}", codec=f"codec{n % 30}", codec_version="v 1.2.3",
-                       quality=str(n // 30 % 10), status="ok", error="", note="", image=f"img{n // 300}.png")
+                       quality=str(n // 30 % 10), status="ok", error="", note="", image=f"img{n // 300}.png",
+                       target="", target_bound="")  # ordinary rows: no target search (issue 25)
             writer.writerow([row[c] for c in COLUMNS])
 
 

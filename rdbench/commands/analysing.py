@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from rdbench.commands.common import EXIT_NO_BD, _split, output_folder
 from rdbench.commands.inputs import load_inputs, write_report
