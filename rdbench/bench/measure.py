@@ -27,7 +27,7 @@ from rdbench import __version__
 from rdbench.codecs import Codec, load
 from rdbench.data.datasets import ImageRef
 from rdbench.data.images import encode_png, load_rgb, pixels_sha256
-from rdbench.metrics import Reference
+from rdbench.metrics import Reference, registry
 from rdbench.bench.store import quality_key
 from rdbench.conventions import utc_now
 
@@ -45,6 +45,10 @@ class Item:
 class Settings:
     timeout_s: float = 600.0
     keep_dir: str | None = None  # write bitstreams and reconstructions here
+    metrics: tuple[str, ...] | None = None  # names in the metrics registry; None: the default set
+
+    def chosen_metrics(self) -> tuple[registry.Metric, ...]:
+        return registry.DEFAULT if self.metrics is None else tuple(registry.get(n) for n in self.metrics)
 
 
 # What this worker process has set up: codecs by spec text, and the warm-up families done.
@@ -61,7 +65,7 @@ def _loaded(spec: str) -> Codec:
         _load_s[spec] = time.perf_counter() - started
     return codec
 _warmed: set[tuple[str, object]] = set()
-_references: OrderedDict[str, Reference] = OrderedDict()
+_references: OrderedDict[tuple, Reference] = OrderedDict()  # by (pixel digest, metric names)
 _REFERENCE_CACHE = 4
 
 
@@ -82,15 +86,20 @@ def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Cod
     return codec, time.perf_counter() - started + _load_s.pop(item.codec, 0.0)
 
 
-def _reference(image: ImageRef) -> Reference:
-    ref = _references.get(image.sha256)
+def _reference(image: ImageRef, metrics: tuple[registry.Metric, ...] = registry.DEFAULT) -> Reference:
+    key = (image.sha256, tuple(m.name for m in metrics))
+    ref = _references.get(key)
     if ref is None:
-        ref = Reference(load_rgb(image.path).pixels)
-        _references[image.sha256] = ref
+        # one original in memory at a time per image: another metric set reuses its pixels
+        same = next((r for k, r in _references.items() if k[0] == image.sha256), None)
+        for old in [k for k in _references if k[0] == image.sha256]:
+            del _references[old]
+        ref = Reference(same.pixels if same else load_rgb(image.path).pixels, metrics)
+        _references[key] = ref
         if len(_references) > _REFERENCE_CACHE:
             _references.popitem(last=False)
     else:
-        _references.move_to_end(image.sha256)
+        _references.move_to_end(key)
     return ref
 
 
@@ -110,7 +119,8 @@ def check_image(image: ImageRef) -> str | None:
         return f"cannot read {image.path} on this worker: {type(exc).__name__}: {exc}"
     found = pixels_sha256(pixels)
     if image.sha256 and found != image.sha256:
-        _references.pop(image.sha256, None)
+        for key in [k for k in _references if k[0] == image.sha256]:
+            del _references[key]
         return (f"{image.path} on this worker has pixel digest {found[:12]}..., the client planned "
                 f"{image.sha256[:12]}... (shared storage out of sync?)")
     _verified.add((str(image.path), image.sha256))
@@ -161,7 +171,7 @@ def measure(item: Item, settings: Settings) -> dict:
     """Encode, decode and measure one item. Never raises: failures become error rows."""
     row = base_row(item)
     try:
-        reference = _reference(item.image)
+        reference = _reference(item.image, settings.chosen_metrics())
         original = reference.pixels
         codec, row["setup_s"] = _ready_codec(item, settings, original)
         codec.synchronize()
@@ -178,8 +188,7 @@ def measure(item: Item, settings: Settings) -> dict:
             raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
         row.update(reference.measure(decoded))
         row.update(codec.extra_measurements(original, item.quality, data))
-        if reference.ms_ssim_reason:
-            row["note"] = "; ".join(filter(None, [row["note"], reference.ms_ssim_reason]))
+        row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons]))
         if settings.keep_dir:
             _keep(Path(settings.keep_dir), item, codec.extension, data, decoded)
         row["status"] = "ok"

@@ -1,0 +1,150 @@
+"""The registry of distortion metrics: one entry per metric, and nothing else names them.
+
+Each `Metric` declares its name (what `--metric` takes), the result columns it fills, which
+direction is better, its unit, the library that computes it and the implementation identity
+written into result rows (`implementation`, part of a value's identity as a codec's version is),
+what it needs (Python modules, torch, network weights) with an install hint, and where its code
+is (`factory`, "module:function", imported only when the metric is used).
+
+This module imports nothing but the standard library: `bench/columns.py` builds the column table
+from it, and the command line lists metrics without loading any of them.
+
+A factory is called once per original image, `factory(original) -> Prepared`, and the prepared
+object measures any number of reconstructions of it: `prepared.measure(decoded) -> {column: value}`
+(a value NaN when the metric cannot be computed, with the reason in `prepared.reason`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    name: str
+    unit: str  # "" for a ratio without unit
+    label: str  # axis label or table heading
+    title: str  # the short name in prose
+    description: str
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    columns: tuple[MetricColumn, ...]  # the first is the metric's own value
+    direction: str  # "higher" or "lower": which values are better
+    library: str  # what computes it, in words
+    implementation: str  # written into result rows: two implementations are never mixed
+    factory: str  # "module:function" building a prepared measurer from an original image
+    reference: str  # the paper or tool that defines it
+    requires: tuple[str, ...] = ()  # Python modules it imports
+    needs_torch: bool = False
+    weights: bool = False  # needs network weights (see `install`)
+    install: str = ""  # how to get what `requires` names
+    default: bool = False  # in the default set of `rdbench run`
+
+    @property
+    def unit(self) -> str:
+        return self.columns[0].unit
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def missing(self) -> str | None:
+        """None when this metric can run here, else why not (with the install hint)."""
+        absent = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if absent:
+            return f"metric {self.name!r} needs the Python module(s) {', '.join(absent)}: {self.install}"
+        return None
+
+    def load(self):
+        """The factory function (imports the metric's implementation)."""
+        module, _, function = self.factory.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+
+REGISTRY: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    if metric.name in REGISTRY:
+        raise ValueError(f"metric {metric.name!r} registered twice")
+    if metric.direction not in ("higher", "lower"):
+        raise ValueError(f"metric {metric.name!r}: direction {metric.direction!r}, expected 'higher' or 'lower'")
+    REGISTRY[metric.name] = metric
+    return metric
+
+
+class UnknownMetric(ValueError):
+    """A metric name that is not in the registry; the message suggests the closest names."""
+
+
+def get(name: str) -> Metric:
+    metric = REGISTRY.get(name)
+    if metric is None:
+        close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise UnknownMetric(f"unknown metric {name!r}{hint} (known: {', '.join(REGISTRY)}; `rdbench metrics` lists them)")
+    return metric
+
+
+def parse(text: str | None) -> tuple[Metric, ...]:
+    """The metrics of a `--metric` value ('psnr_rgb,ms_ssim'; None or '' for the default set), in
+    the registry's order, each once. Raises UnknownMetric for a name not in the registry."""
+    if not text:
+        return DEFAULT
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UnknownMetric(f"--metric {text!r} names no metric")
+    chosen = {get(n).name for n in names}
+    return tuple(m for m in REGISTRY.values() if m.name in chosen)
+
+
+def by_column(column: str) -> Metric | None:
+    """The metric that fills result column `column` (None for a column of no metric)."""
+    for metric in REGISTRY.values():
+        if column in metric.column_names:
+            return metric
+    return None
+
+
+def direction(column: str) -> str:
+    """'higher' or 'lower': which values of a metric column are better ('higher' for unknown columns)."""
+    metric = by_column(column)
+    return metric.direction if metric else "higher"
+
+
+# ---------------------------------------------------------------------------------------------
+# The metrics. Order here is the order of result columns.
+
+_CLASSIC = "rdbench.metrics.classic"
+_OURS = "rdbench (NumPy/OpenCV, float64)"
+
+register(Metric(
+    "psnr_rgb",
+    (MetricColumn("psnr_rgb", "dB", "PSNR RGB (dB)", "PSNR-RGB", "PSNR over all pixels and the three channels, peak 255"),),
+    "higher", _OURS, "rdbench-psnr/1", f"{_CLASSIC}:prepare_psnr_rgb", "10 log10(255^2 / MSE)", default=True))
+register(Metric(
+    "psnr_y",
+    (MetricColumn("psnr_y", "dB", "PSNR Y (dB)", "PSNR-Y", "PSNR of BT.601 luma"),),
+    "higher", _OURS, "rdbench-psnr/1", f"{_CLASSIC}:prepare_psnr_y", "PSNR of BT.601 full-range luma, unrounded",
+    default=True))
+register(Metric(
+    "psnr_ycbcr",
+    (MetricColumn("psnr_ycbcr", "dB", "PSNR YCbCr (dB)", "PSNR-YCbCr", "(6 PSNR_Y + PSNR_Cb + PSNR_Cr) / 8 on BT.709 "
+                  "full-range YCbCr, peak 255 (JPEG AI's and MPEG's weighting)"),),
+    "higher", _OURS, "rdbench-psnr/1", f"{_CLASSIC}:prepare_psnr_ycbcr",
+    "JPEG AI common test conditions: 6:1:1 weighted PSNR on BT.709 YCbCr", default=True))
+register(Metric(
+    "ms_ssim",
+    (MetricColumn("ms_ssim", "", "MS-SSIM", "MS-SSIM", "MS-SSIM (linear, 0..1), per channel then averaged"),
+     MetricColumn("ms_ssim_db", "dB", "MS-SSIM (dB)", "MS-SSIM (dB)", "-10 log10(1 - MS-SSIM); on a curve, the mean of "
+                  "per-image dB values (see ms_ssim_db_of_mean)")),
+    "higher", _OURS, "rdbench-ms_ssim/1", f"{_CLASSIC}:prepare_ms_ssim",
+    "Wang, Simoncelli & Bovik 2003, with pytorch-msssim's conventions (CompressAI's)", default=True))
+
+DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
