@@ -21,6 +21,7 @@ from rdbench.commands import (
     cmd_codecs,
     cmd_datasets,
     cmd_export,
+    cmd_metrics,
     cmd_plot,
     cmd_report,
     cmd_run,
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder, apart from the shipped results/)")
     r.add_argument("--workers", type=_at_least(1), default=None, help="worker processes (default: all cores)")
     _add_cluster_arguments(r)
+    r.add_argument("--metric", action="append", metavar="NAME",
+                   help="metric(s) to measure; repeat or comma-separate (default: psnr_rgb, psnr_y, psnr_ycbcr, ms_ssim; "
+                        "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
     r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
     r.add_argument("--retry-failed", action="store_true", help="run again the items stored as failed")
@@ -257,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")
     c.set_defaults(fn=cmd_codecs)
+    m = sub.add_parser("metrics", help="list metrics, their columns, direction, library and availability")
+    m.set_defaults(fn=cmd_metrics)
     d = sub.add_parser("datasets", help="list known datasets and where they are read from")
     d.set_defaults(fn=cmd_datasets)
     return p

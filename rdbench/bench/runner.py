@@ -12,7 +12,7 @@ from pathlib import Path
 from rdbench import __version__
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
-from rdbench.bench.store import ResultStore, StoreError, quality_key
+from rdbench.bench.store import ResultStore, StoreError, quality_key, row_key
 from rdbench.codecs import Codec, CodecUnavailable, available, load
 from rdbench.conventions import utc_now
 from rdbench.data.datasets import Dataset
@@ -106,11 +106,13 @@ def _without_duplicates(codecs: list[Codec]) -> list[Codec]:
     return codecs
 
 
-def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set) -> tuple[list[Item], int]:
+def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set, stored: dict | None = None,
+         metrics: tuple = ()) -> tuple[list[Item], int]:
     """(items to measure, number already stored): every image x codec x quality once.
 
     Codecs of one configuration are planned once (`distinct_codecs`), and so are qualities that are
-    one value (30, 30.0 and '30')."""
+    one value (30, 30.0 and '30'). A stored ok row (`stored`: {key: row}) that lacks some of
+    `metrics` (registry entries) is planned again to measure those alone (`Item.add_metrics`)."""
     items, skipped = [], 0
     codecs, _ = distinct_codecs(codecs)
     versions = {c.spec.text: c.version for c in codecs}
@@ -119,7 +121,13 @@ def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: se
         for codec in codecs:
             spec = codec.spec.text
             for q in ladders[spec]:
-                if (image.sha256, spec, versions[spec], quality_key(q)) in done:
+                key = (image.sha256, spec, versions[spec], quality_key(q))
+                row = (stored or {}).get(key)
+                lacking = tuple(m.name for m in metrics if row.get(m.columns[0].name, "") == "") if (
+                    row and row.get("status") == "ok") else ()
+                if lacking:
+                    items.append(Item(dataset.name, image, spec, versions[spec], q, lacking, tuple(row.items())))
+                elif key in done:
                     skipped += 1
                 else:
                     items.append(Item(dataset.name, image, spec, versions[spec], q))
@@ -151,7 +159,9 @@ def run(
     out_dir = Path(out_dir)
     codecs = _without_duplicates(codecs)
     with ResultStore(out_dir) as store:
-        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed))
+        stored = {row_key(r): r for r in store.rows}
+        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), stored,
+                              settings.chosen_metrics())
         bad = [i for i in items if i.image.error]
         good = [i for i in items if not i.image.error]
         ok = failed = 0

@@ -1,4 +1,4 @@
-"""`rdbench run`, `rdbench codecs`, `rdbench datasets`: measuring, and what can be measured here."""
+"""`rdbench run`, `rdbench codecs`, `rdbench metrics`, `rdbench datasets`: measuring, and what can be measured here."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ def cmd_run(args) -> int:
     from rdbench.bench.measure import Settings
     from rdbench.bench.runner import default_codec_specs, fetch_zoo_weights, load_codecs, run
 
+    metrics = chosen_metrics(args.metric)  # unknown or unavailable: exit 2 before any work
     dataset = resolve_dataset(args.dataset)
     if args.max_images:
         dataset.images = dataset.images[: args.max_images]
@@ -70,7 +71,8 @@ def cmd_run(args) -> int:
     out = args.out or str(Path(DEFAULT_RESULTS_DIR) / dataset.name)
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
-    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
+    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None, results_dir=out,
+                        metrics=tuple(m.name for m in metrics) if args.metric else None)
     executor = dask_executor(args)
     try:
         summary = run(
@@ -97,6 +99,36 @@ def cmd_run(args) -> int:
             print(f"no report: BD needs at least {MIN_POINTS} qualities per codec", file=sys.stderr)
     print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
+
+
+def chosen_metrics(values: list[str] | None):
+    """The registry entries `--metric` names (the default set when none), each checked to run here:
+    an unknown name (with the closest ones) or a missing library (with its install hint) is a
+    ValueError, so the run stops before any work."""
+    from rdbench.metrics import registry
+
+    metrics = registry.parse(",".join(_split(values)))
+    problems = [problem for problem in (m.missing() for m in metrics) if problem]
+    if problems:
+        raise ValueError("--metric: cannot measure here:\n  " + "\n  ".join(problems))
+    return metrics
+
+
+def cmd_metrics(args) -> int:
+    from rdbench.metrics import registry
+
+    width = max(len(name) for name in registry.REGISTRY)
+    for metric in registry.REGISTRY.values():
+        problem = metric.missing()
+        state = f"unavailable: {problem}" if problem else "available"
+        print(f"{metric.name:<{width}}  {state}{'; in the default set' if metric.default else ''}")
+        columns = ", ".join(f"{c.name} ({c.unit})" if c.unit else c.name for c in metric.columns)
+        needs = [n for n, flag in (("torch", metric.needs_torch), ("network weights", metric.weights)) if flag]
+        print(f"{'':<{width}}  columns: {columns}; {metric.direction} is better")
+        print(f"{'':<{width}}  {metric.library}; implementation {metric.implementation}"
+              + (f"; needs {' and '.join(needs)}" if needs else ""))
+        print(f"{'':<{width}}  reference: {metric.reference}")
+    return 0
 
 
 def cmd_codecs(args) -> int:
