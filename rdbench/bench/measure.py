@@ -195,7 +195,7 @@ def measure(item: Item, settings: Settings) -> dict:
             raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
         row.update(reference.measure(decoded))
         row.update(codec.extra_measurements(original, item.quality, data))
-        row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons]))
+        row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons, *reference.failures]))
         if settings.keep_dir:
             _keep(Path(settings.keep_dir), item, codec.extension, data, decoded)
         row["status"] = "ok"
@@ -233,7 +233,7 @@ def add_metrics(item: Item, settings: Settings) -> dict:
         if decoded.shape != original.shape:
             raise ValueError(f"reconstruction is {decoded.shape}, original {original.shape}")
         row.update(reference.measure(decoded))
-        row["note"] = "; ".join(filter(None, [row.get("note", ""), how, *reference.reasons]))
+        row["note"] = "; ".join(filter(None, [row.get("note", ""), how, *reference.reasons, *reference.failures]))
     except Exception as exc:  # the stored values are kept, never replaced by an error row
         row["note"] = "; ".join(filter(None, [row.get("note", ""), f"{names} not added: {type(exc).__name__}: {exc}"]))
     row["finished_at"] = utc_now()

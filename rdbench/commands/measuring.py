@@ -125,7 +125,7 @@ def cmd_metrics(args) -> int:
         columns = ", ".join(f"{c.name} ({c.unit})" if c.unit else c.name for c in metric.columns)
         needs = [n for n, flag in (("torch", metric.needs_torch), ("network weights", metric.weights)) if flag]
         print(f"{'':<{width}}  columns: {columns}; {metric.direction} is better")
-        print(f"{'':<{width}}  {metric.library}; implementation {metric.implementation}"
+        print(f"{'':<{width}}  {metric.library}; implementation {metric.identity() if not problem else metric.implementation}"
               + (f"; needs {' and '.join(needs)}" if needs else ""))
         print(f"{'':<{width}}  reference: {metric.reference}")
     return 0

@@ -21,6 +21,7 @@ class Reference:
         self.metrics = tuple(metrics)
         self._prepared: dict[str, object] = {}
         self._unavailable: dict[str, str] = {}
+        self.failures: list[str] = []  # metrics that failed on the last reconstruction measured, and why
         for metric in self.metrics:
             problem = metric.missing()
             if problem is None:
@@ -56,10 +57,14 @@ class Reference:
             )
         scratch: dict = {}  # what several metrics of this reconstruction share (the PSNRs' moments)
         row = {}
+        self.failures = []
         for metric in self.metrics:
             prepared = self._prepared.get(metric.name)
+            row.update(dict.fromkeys(metric.column_names, math.nan))
             if prepared is None:
-                row.update(dict.fromkeys(metric.column_names, math.nan))
-            else:
+                continue
+            try:
                 row.update(prepared.measure(decoded, scratch))
+            except Exception as exc:  # one metric's failure leaves its columns NaN, not the item failed
+                self.failures.append(f"{metric.name} failed: {type(exc).__name__}: {exc}")
         return row

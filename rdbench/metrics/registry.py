@@ -17,9 +17,30 @@ object measures any number of reconstructions of it: `prepared.measure(decoded) 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.util
+import shutil
+import subprocess
 from dataclasses import dataclass
+
+
+@functools.cache
+def installed_version(distribution: str) -> str:
+    """The installed version of a Python distribution, or of a Debian package ('deb:NAME'); '?' if unknown."""
+    if distribution.startswith("deb:"):
+        try:
+            done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", distribution[4:]], capture_output=True,
+                                  text=True, timeout=30)
+            return done.stdout.strip() or "?"
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "?"
 
 
 @dataclass(frozen=True)
@@ -41,6 +62,8 @@ class Metric:
     factory: str  # "module:function" building a prepared measurer from an original image
     reference: str  # the paper or tool that defines it
     requires: tuple[str, ...] = ()  # Python modules it imports
+    binaries: tuple[str, ...] = ()  # programs it runs (found on PATH)
+    distribution: str = ""  # the PyPI (or Debian) package whose version is part of `identity`
     needs_torch: bool = False
     weights: bool = False  # needs network weights (see `install`)
     install: str = ""  # how to get what `requires` names
@@ -59,7 +82,16 @@ class Metric:
         absent = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if absent:
             return f"metric {self.name!r} needs the Python module(s) {', '.join(absent)}: {self.install}"
+        absent = [b for b in self.binaries if shutil.which(b) is None]
+        if absent:
+            return f"metric {self.name!r} needs the program(s) {', '.join(absent)} on PATH: {self.install}"
         return None
+
+    def identity(self) -> str:
+        """The implementation and the installed version of its library ('psnr_hvsm 0.3.0 (...)')."""
+        if not self.distribution:
+            return self.implementation
+        return f"{self.implementation} {installed_version(self.distribution)}"
 
     def load(self):
         """The factory function (imports the metric's implementation)."""
@@ -146,5 +178,30 @@ register(Metric(
                   "per-image dB values (see ms_ssim_db_of_mean)")),
     "higher", _OURS, "rdbench-ms_ssim/1", f"{_CLASSIC}:prepare_ms_ssim",
     "Wang, Simoncelli & Bovik 2003, with pytorch-msssim's conventions (CompressAI's)", default=True))
+
+register(Metric(
+    "psnr_hvs",
+    (MetricColumn("psnr_hvs", "dB", "PSNR-HVS (dB)", "PSNR-HVS", "PSNR-HVS (Egiazarian et al. 2006) of BT.601 luma "
+                  "(8-bit rounded, as the reference), over whole 8x8 blocks"),),
+    "higher", "psnr_hvsm (PyPI, NumPy backend)", "psnr_hvsm", "rdbench.metrics.hvs:prepare_psnr_hvs",
+    "Egiazarian, Astola, Ponomarenko et al. 2006; Ponomarenko's psnrhvsm.m", requires=("psnr_hvsm",),
+    distribution="psnr_hvsm", install="pip install psnr-hvsm (or pip install 'rdbench[metrics]')"))
+register(Metric(
+    "psnr_hvs_m",
+    (MetricColumn("psnr_hvs_m", "dB", "PSNR-HVS-M (dB)", "PSNR-HVS-M", "PSNR-HVS-M (Ponomarenko et al. 2007) of "
+                  "BT.601 luma (8-bit rounded, as the reference), over whole 8x8 blocks; one of JPEG AI's metrics"),),
+    "higher", "psnr_hvsm (PyPI, NumPy backend)", "psnr_hvsm", "rdbench.metrics.hvs:prepare_psnr_hvs_m",
+    "Ponomarenko et al. 2007; Ponomarenko's psnrhvsm.m", requires=("psnr_hvsm",),
+    distribution="psnr_hvsm", install="pip install psnr-hvsm (or pip install 'rdbench[metrics]')"))
+register(Metric(
+    "butteraugli",
+    (MetricColumn("butteraugli", "", "Butteraugli (max)", "Butteraugli", "Butteraugli distance, max-norm: the first "
+                  "number libjxl's butteraugli_main prints (intensity target 80 nits)"),
+     MetricColumn("butteraugli_3norm", "", "Butteraugli 3-norm", "Butteraugli 3-norm", "Butteraugli 3-norm as "
+                  "butteraugli_main prints it (6 decimals)")),
+    "lower", "libjxl butteraugli_main (Debian libjxl-devtools)", "butteraugli_main",
+    "rdbench.metrics.butteraugli:prepare_butteraugli", "libjxl tools/butteraugli_main (the reference)",
+    binaries=("butteraugli_main",), distribution="deb:libjxl-devtools",
+    install="apt-get install libjxl-devtools (Debian/Ubuntu), or build libjxl's tools"))
 
 DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
