@@ -11,7 +11,7 @@ import functools
 import sys
 
 from rdbench import __version__
-from rdbench.bench.columns import CURVE_DB_METRICS, HEADLINE_METRICS
+from rdbench.bench.columns import BD_METRICS, HEADLINE_METRICS
 from rdbench.commands import (
     DEFAULT_RESULTS_DIR,
     EXIT_CLUSTER,
@@ -224,9 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
     analysis_args(b)
     b.add_argument("--anchor", default="bpg", help="codec spec; measured if present, else the published curve")
-    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=CURVE_DB_METRICS,
-                   help="ms_ssim_db: mean of per-image dB (against a published curve: matched to its dB of the mean); "
-                        "ms_ssim_db_of_mean: dB of the mean MS-SSIM")
+    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=BD_METRICS, metavar="COLUMN",
+                   help="any metric column (see `rdbench metrics`), BD in its direction; ms_ssim_db: mean of per-image "
+                        "dB (against a published curve: matched to its dB of the mean); ms_ssim_db_of_mean: dB of the "
+                        "mean MS-SSIM")
     b.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"), help="BD interpolation")
     b.add_argument("--per-image", action="store_true", help="BD per image, then mean, std and bootstrap 95%% interval")
     b.add_argument("--common-images", action="store_true",
@@ -239,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="RD curves as PNG/SVG/PDF")
     analysis_args(pl)
     pl.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
-    pl.add_argument("--metric", action="append", choices=CURVE_DB_METRICS,
+    pl.add_argument("--metric", action="append", choices=BD_METRICS, metavar="COLUMN",
                     help=f"repeat for several (default: {', '.join(HEADLINE_METRICS)})")
     pl.add_argument("--format", default="png,svg", type=_formats, help="comma-separated: png, svg, pdf")
     pl.add_argument("--codec", action="append", metavar="NAME",

@@ -30,7 +30,7 @@ import pandas as pd
 
 from rdbench.analysis.bd import BDError, bd
 from rdbench.analysis.curves import curve_groups, curves, describe_curve, describe_set, restrict_images
-from rdbench.bench.columns import CURVE_IDENTITY
+from rdbench.bench.columns import CURVE_IDENTITY, direction
 
 LISTED_IMAGES = 8  # images named in a message before "and N more"
 CONVENTIONS = {
@@ -176,7 +176,7 @@ def _both(anchor: pd.DataFrame, test: pd.DataFrame, metric: str, method: str) ->
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the overlap is reported in the table instead
         return {
-            kind: bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], kind, method)
+            kind: bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], kind, method, direction(metric))
             for kind in ("rate", "metric")
         }
 

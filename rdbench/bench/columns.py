@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rdbench.metrics.registry import DEFAULT, REGISTRY
+from rdbench.metrics.registry import DEFAULT, JPEG_AI_METRICS, REGISTRY, bd_column
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,12 @@ DEFAULT_METRICS = tuple(c for m in DEFAULT for c in m.column_names)  # what `rdb
 DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")
 TIMES = _names("time")  # enc_s, dec_s
 HEADLINE_METRICS = ("psnr_rgb", "ms_ssim_db")  # what reports, plots and the ablation show by default
+# what a report shows a BD table for: the headline metrics, then every other metric's BD column
+# (the report keeps those that hold values)
+REPORT_METRICS = (*HEADLINE_METRICS, *(c for c in (bd_column(m) for m in REGISTRY) if c not in HEADLINE_METRICS
+                                      and c not in DEFAULT_METRICS))
+# JPEG AI's summary: (metric name, the column its BD-rate is on, or None when rdbench has no such metric)
+JPEG_AI_COLUMNS = tuple((name, bd_column(name)) for name in JPEG_AI_METRICS)
 CURVE_IDENTITY = ("dataset", "image_set", "codec", "codec_version", "source")  # one curve; nothing groups by fewer
 CURVE_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what a curve has per point
 CURVE_DB_METRICS = (*DB_METRICS, "ms_ssim_db_of_mean")

@@ -205,3 +205,15 @@ register(Metric(
     install="apt-get install libjxl-devtools (Debian/Ubuntu), or build libjxl's tools"))
 
 DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
+
+# JPEG AI's common test conditions report BD-rates over these seven metrics and their mean (the
+# names are rdbench's; a name not in the registry is one rdbench cannot compute yet, and every
+# summary names it). MS-SSIM's BD is taken on its dB column, as rdbench's headline figures are.
+JPEG_AI_METRICS = ("ms_ssim", "vif", "fsim", "nlpd", "iw_ssim", "vmaf", "psnr_hvs_m")
+BD_COLUMN = {"ms_ssim": "ms_ssim_db"}  # the column BD uses where it is not a metric's first
+
+
+def bd_column(name: str) -> str | None:
+    """The result column BD uses for metric `name`; None for a name the registry lacks."""
+    metric = REGISTRY.get(name)
+    return BD_COLUMN.get(name, metric.columns[0].name) if metric else None
