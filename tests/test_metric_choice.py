@@ -85,6 +85,7 @@ def test_adding_a_metric_to_a_stored_grid_measures_only_that_metric(tmp_path, sm
     how = "on the kept reconstruction" if keep else "by coding again (same"
     assert added["note"].str.contains(f"ms_ssim measured {how}", regex=False).all()
     assert added["psnr_y"].isna().all()  # not asked for
+    assert added["metric_versions"].str.contains("psnr_rgb=rdbench-psnr/1; ms_ssim=rdbench-ms_ssim/1").all()
 
     fresh = tmp_path / "fresh"
     full = rdbench("run", *grid, "--out", fresh)

@@ -66,3 +66,40 @@ def test_report_has_a_bd_table_per_metric_and_the_jpeg_ai_line(tmp_path, small_d
     summary = pd.read_csv(out / "jpeg-ai-summary.csv").iloc[0]
     ms, hvs = (pd.read_csv(out / f"bd-{c}.csv")["bd_rate_pct"].iloc[0] for c in ("ms_ssim_db", "psnr_hvs_m"))
     assert summary["mean_bd_rate_pct"] == pytest.approx((ms + hvs) / 2, abs=1e-9)
+
+
+def test_two_implementations_of_a_metric_are_never_averaged_or_compared(tmp_path, small_dataset):
+    # a real run; then its results.csv as if the webp rows came from a machine with another
+    # psnr_hvsm (the cell rdbench writes, changed), and as if half of them did
+    pytest.importorskip("psnr_hvsm")
+    from rdbench.analysis.curves import curves
+    from rdbench.analysis.tables import bd_table
+    from rdbench.bench.store import read_results
+
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec",
+                           "jpeg,webp", "--quality", "20,40,60,80", "--metric", "psnr_rgb,psnr_hvs_m", "--out",
+                           str(out), "--no-progress", "--no-report"], capture_output=True, text=True, timeout=600,
+                          cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = read_results(out)
+    assert rows["metric_versions"].str.contains("psnr_hvs_m=psnr_hvsm ").all()
+    table = curves(rows)
+    assert (bd_table(table, "jpeg", "psnr_hvs_m")["error"].fillna("") == "").all()  # one implementation: compared
+
+    other = rows.copy()
+    webp = other["codec"] == "webp"
+    other.loc[webp, "metric_versions"] = other.loc[webp, "metric_versions"].str.replace("psnr_hvsm 0", "psnr_hvsm 9")
+    refused = bd_table(curves(other), "jpeg", "psnr_hvs_m")
+    assert "does not compare two implementations" in refused["error"].iloc[0]
+    assert refused["bd_rate_pct"].isna().all()
+    assert (bd_table(curves(other), "jpeg", "psnr_rgb")["error"].fillna("") == "").all()  # the other metric: compared
+
+    mixed = rows.copy()
+    half = webp & (mixed["image"] == mixed.loc[webp, "image"].iloc[0])
+    mixed.loc[half, "metric_versions"] = mixed.loc[half, "metric_versions"].str.replace("psnr_hvsm 0", "psnr_hvsm 9")
+    table = curves(mixed)
+    webp_curve = table[table["codec"] == "webp"]
+    assert webp_curve["psnr_hvs_m"].isna().all() and webp_curve["psnr_rgb"].notna().all()
+    assert webp_curve["metric_versions"].str.contains("psnr_hvs_m=MIXED: psnr_hvsm 0").all()
+    assert "several implementations" in bd_table(table, "jpeg", "psnr_hvs_m")["error"].iloc[0]

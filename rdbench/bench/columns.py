@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rdbench.metrics.registry import DEFAULT, JPEG_AI_METRICS, REGISTRY, bd_column
+from rdbench.metrics.registry import DEFAULT, JPEG_AI_METRICS, REGISTRY, bd_column, format_versions, parse_versions
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
     Column("error", "str", "", "error", "what failed, for an error row"),
     Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),
+    Column("metric_versions", "str", "", "metric implementations", "'name=implementation version; ...' for each "
+           "metric measured in the row: part of a value's identity (two implementations are never averaged or "
+           "compared)"),
     Column("rdbench_version", "str", "", "rdbench version", "the rdbench that measured the row"),
     Column("finished_at", "str", "", "finished at", "UTC time the row was measured (ISO 8601)"),
 )
@@ -94,6 +97,8 @@ CURVE_ONLY_COLUMNS: tuple[Column, ...] = (
     Column("ms_ssim_db_of_mean", "float", "dB", "MS-SSIM (dB of mean)", "-10 log10(1 - mean MS-SSIM): the dB of the "
            "averaged linear MS-SSIM (CompressAI's and the published curves' convention); ms_ssim_db of a curve is the "
            "mean of per-image dB values instead", kind="distortion", title="MS-SSIM (dB of mean)"),
+    Column("metric_versions", "str", "", "metric implementations", "'name=implementation version; ...' of the "
+           "curve's metrics (MIXED: rows measured by several implementations, whose values are left out)"),
     Column("conventions", "str", "", "conventions", "how the curve's distortion values were averaged (which MS-SSIM "
            "dB convention its columns hold)"),
 )
@@ -137,13 +142,18 @@ CURVE_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what a curve has per point
 CURVE_DB_METRICS = (*DB_METRICS, "ms_ssim_db_of_mean")
 BD_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what BD can be computed on (each with its direction)
 CURVE_COLUMNS = ("dataset", "image_set", "image_set_size", "codec", "codec_version", "label", "source", "quality",
-                 "n_images", "complete", "bpp", *CURVE_METRICS, *TIMES, "weighting", "conventions")
+                 "n_images", "complete", "bpp", *CURVE_METRICS, *TIMES, "weighting", "conventions", "metric_versions")
+METRIC_COLUMNS = {m.name: m.column_names for m in REGISTRY.values()}  # each metric's result columns
+METRIC_OF = {**{c: name for name, cs in METRIC_COLUMNS.items() for c in cs}, "ms_ssim_db_of_mean": "ms_ssim"}
 
 
 def label(name: str) -> str:
     """The axis label or table heading of a column (its name when it is not one of ours)."""
     column = BY_NAME.get(name)
     return column.label if column else name
+
+
+__all__ = ["format_versions", "parse_versions"]  # the `metric_versions` cell's format, for analysis
 
 
 def direction(name: str) -> str:

@@ -28,6 +28,7 @@ from rdbench.codecs import Codec, load
 from rdbench.data.datasets import ImageRef
 from rdbench.data.images import encode_png, load_rgb, pixels_sha256
 from rdbench.metrics import Reference, registry
+from rdbench.metrics.measuring import merge_versions
 from rdbench.bench.store import quality_key
 from rdbench.conventions import utc_now
 
@@ -194,6 +195,7 @@ def measure(item: Item, settings: Settings) -> dict:
             got = getattr(decoded, "shape", type(decoded).__name__)
             raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
         row.update(reference.measure(decoded))
+        row["metric_versions"] = reference.versions()
         row.update(codec.extra_measurements(original, item.quality, data))
         row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons, *reference.failures]))
         if settings.keep_dir:
@@ -233,6 +235,7 @@ def add_metrics(item: Item, settings: Settings) -> dict:
         if decoded.shape != original.shape:
             raise ValueError(f"reconstruction is {decoded.shape}, original {original.shape}")
         row.update(reference.measure(decoded))
+        row["metric_versions"] = merge_versions(row.get("metric_versions", ""), reference.versions())
         row["note"] = "; ".join(filter(None, [row.get("note", ""), how, *reference.reasons, *reference.failures]))
     except Exception as exc:  # the stored values are kept, never replaced by an error row
         row["note"] = "; ".join(filter(None, [row.get("note", ""), f"{names} not added: {type(exc).__name__}: {exc}"]))

@@ -6,7 +6,12 @@ import math
 
 import numpy as np
 
-from rdbench.metrics.registry import DEFAULT, Metric
+from rdbench.metrics.registry import DEFAULT, Metric, format_versions, parse_versions
+
+
+def merge_versions(stored: str, added: str) -> str:
+    """A row's `metric_versions` after metrics were added to it (an added metric's entry wins)."""
+    return format_versions({**parse_versions(stored), **parse_versions(added)})
 
 
 class Reference:
@@ -37,6 +42,10 @@ class Reference:
         """Why some columns are NaN on this image, one line per metric."""
         found = [getattr(p, "reason", None) for p in self._prepared.values()]
         return [r for r in found if r] + list(self._unavailable.values())
+
+    def versions(self) -> str:
+        """The `metric_versions` cell of a row measured here: each metric that ran, with its implementation."""
+        return format_versions({m.name: m.identity() for m in self.metrics if m.name in self._prepared})
 
     @property
     def ms_ssim_reason(self) -> str | None:

@@ -99,6 +99,16 @@ class Metric:
         return getattr(importlib.import_module(module), function)
 
 
+def parse_versions(text: str) -> dict[str, str]:
+    """{metric name: implementation} from a `metric_versions` cell ('psnr_rgb=rdbench-psnr/1; ...')."""
+    pairs = (part.partition("=") for part in str(text or "").split("; ") if "=" in part)
+    return {name.strip(): identity.strip() for name, _, identity in pairs}
+
+
+def format_versions(versions: dict[str, str]) -> str:
+    return "; ".join(f"{name}={identity}" for name, identity in versions.items())
+
+
 REGISTRY: dict[str, Metric] = {}
 
 
