@@ -159,7 +159,9 @@ def run(
     out_dir = Path(out_dir)
     codecs = _without_duplicates(codecs)
     with ResultStore(out_dir) as store:
-        stored = {row_key(r): r for r in store.rows}
+        # metrics are added to stored rows only when asked for by name (--metric): a rerun of a grid
+        # measures nothing it has, even rows from before a default metric existed
+        stored = {row_key(r): r for r in store.rows} if settings.metrics is not None else None
         items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), stored,
                               settings.chosen_metrics())
         bad = [i for i in items if i.image.error]
