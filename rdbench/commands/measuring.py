@@ -117,7 +117,7 @@ def chosen_metrics(values: list[str] | None):
 def cmd_metrics(args) -> int:
     from rdbench.metrics import registry
 
-    width = max(len(name) for name in registry.REGISTRY)
+    width = max(len(name) for name in (*registry.REGISTRY, *registry.NOT_YET))
     for metric in registry.REGISTRY.values():
         problem = metric.missing()
         state = f"unavailable: {problem}" if problem else "available"
@@ -128,6 +128,8 @@ def cmd_metrics(args) -> int:
         print(f"{'':<{width}}  {metric.library}; implementation {metric.identity() if not problem else metric.implementation}"
               + (f"; needs {' and '.join(needs)}" if needs else ""))
         print(f"{'':<{width}}  reference: {metric.reference}")
+    for name, why in registry.NOT_YET.items():
+        print(f"{name:<{width}}  not in this rdbench yet: {why}")
     return 0
 
 
