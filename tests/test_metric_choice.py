@@ -100,3 +100,18 @@ def test_adding_a_metric_to_a_stored_grid_measures_only_that_metric(tmp_path, sm
 
     third = rdbench("run", *common, "--metric", "ms_ssim")
     assert third.returncode == 0 and "0 measured, 0 failed, 6 already stored" in third.stderr
+
+
+def test_run_with_a_metric_whose_program_is_missing_gives_the_install_hint(tmp_path, small_dataset):
+    import os
+
+    env = {**os.environ, "PATH": str(tmp_path / "empty-bin")}  # no butteraugli_main anywhere
+    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec", "jpeg",
+                           "--quality", "50", "--metric", "psnr_rgb,butteraugli", "--out", str(tmp_path / "out"),
+                           "--no-progress"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "butteraugli_main" in done.stderr and "apt-get install libjxl-devtools" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out" / "results.csv").exists()
+    listed = subprocess.run([sys.executable, "-m", "rdbench", "metrics"], capture_output=True, text=True, timeout=120,
+                            cwd=REPO_ROOT, env=env)
+    assert "butteraugli  unavailable: " in listed.stdout and "libjxl-devtools" in listed.stdout
