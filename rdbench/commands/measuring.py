@@ -109,6 +109,15 @@ def chosen_metrics(values: list[str] | None):
 
     metrics = registry.parse(",".join(_split(values)))
     problems = [problem for problem in (m.missing() for m in metrics) if problem]
+    if not problems:  # network weights: in the folder, or fetched now (checksum checked), before any work
+        from rdbench.metrics import weights
+
+        for metric in metrics:
+            for file in metric.weight_files:
+                try:
+                    weights.fetch(file)
+                except weights.WeightsUnavailable as exc:
+                    problems.append(f"metric {metric.name!r}: {exc}")
     if problems:
         raise ValueError("--metric: cannot measure here:\n  " + "\n  ".join(problems))
     return metrics
@@ -128,6 +137,14 @@ def cmd_metrics(args) -> int:
         print(f"{'':<{width}}  {metric.library}; implementation {metric.identity() if not problem else metric.implementation}"
               + (f"; needs {' and '.join(needs)}" if needs else ""))
         print(f"{'':<{width}}  reference: {metric.reference}")
+        if metric.weight_files:
+            from rdbench.metrics import weights
+
+            for file in metric.weight_files:
+                where = (f"cached in {weights.weights_dir()}" if weights.cached(file) else
+                         f"not in {weights.weights_dir()}: fetched from {weights.source_url(file)} (SHA-256 "
+                         f"{file.sha256}...) by the first run that asks for it")
+                print(f"{'':<{width}}  weights {file.name}: {where}")
     for name, why in registry.NOT_YET.items():
         print(f"{name:<{width}}  not in this rdbench yet: {why}")
     return 0

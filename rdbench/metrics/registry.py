@@ -53,6 +53,13 @@ class MetricColumn:
 
 
 @dataclass(frozen=True)
+class WeightFile:
+    name: str  # the file name in the weights folder
+    url: str  # where its authors publish it
+    sha256: str  # its SHA-256, or the published prefix of it
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     columns: tuple[MetricColumn, ...]  # the first is the metric's own value
@@ -65,9 +72,13 @@ class Metric:
     binaries: tuple[str, ...] = ()  # programs it runs (found on PATH)
     distribution: str = ""  # the PyPI (or Debian) package whose version is part of `identity`
     needs_torch: bool = False
-    weights: bool = False  # needs network weights (see `install`)
+    weight_files: tuple[WeightFile, ...] = ()  # network weights it loads (rdbench/metrics/weights.py)
     install: str = ""  # how to get what `requires` names
     default: bool = False  # in the default set of `rdbench run`
+
+    @property
+    def weights(self) -> bool:
+        return bool(self.weight_files)
 
     @property
     def unit(self) -> str:
@@ -216,6 +227,17 @@ register(Metric(
     binaries=("butteraugli_main",), distribution="deb:libjxl-devtools",
     install="apt-get install libjxl-devtools (Debian/Ubuntu), or build libjxl's tools"))
 
+register(Metric(
+    "lpips",
+    (MetricColumn("lpips", "", "LPIPS", "LPIPS", "LPIPS v0.1 with AlexNet features (Zhang et al. 2018), the "
+                  "authors' lpips package, float32 on CPU, RGB scaled to [-1, 1]"),),
+    "lower", "lpips (PyPI, the authors' package) with torchvision's AlexNet", "lpips v0.1 alex",
+    "rdbench.metrics.lpips_metric:prepare_lpips", "Zhang, Isola, Efros, Shechtman & Wang 2018",
+    requires=("lpips", "torch", "torchvision"), needs_torch=True, distribution="lpips",
+    weight_files=(WeightFile("alexnet-owt-7be5be79.pth", "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+                             "7be5be79"),),
+    install="pip install 'rdbench[lpips]' (torch, torchvision, lpips)"))
+
 DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
 
 # Metrics asked for (issue 24) that this rdbench cannot compute yet, and why: `--metric` names the
@@ -229,7 +251,6 @@ NOT_YET = {
     "iw_ssim": _PYIQA,
     "vmaf": "needs libvmaf (or vmaf-torch checked against it); neither is wired in yet",
     "ssimulacra2": "the PyPI port could not be checked against libjxl's ssimulacra2 tool (not in Debian's libjxl 0.7)",
-    "lpips": "needs network weights fetched once with a checksum; not wired in yet",
     "dists": "needs network weights fetched once with a checksum; not wired in yet",
 }
 
