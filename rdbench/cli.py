@@ -28,6 +28,7 @@ from rdbench.commands import (
     cmd_train,
 )
 from rdbench.analysis import DEFAULT_REFERENCES
+from rdbench.metrics.registry import DEFAULT
 from rdbench.learned.config import VARIANTS  # a small module of dataclasses: no torch
 
 
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=_at_least(1), default=None, help="worker processes (default: all cores)")
     _add_cluster_arguments(r)
     r.add_argument("--metric", action="append", metavar="NAME",
-                   help="metric(s) to measure; repeat or comma-separate (default: psnr_rgb, psnr_y, psnr_ycbcr, ms_ssim; "
+                   help=f"metric(s) to measure; repeat or comma-separate (default: {', '.join(m.name for m in DEFAULT)}; "
                         "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
     r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
