@@ -121,3 +121,34 @@ def test_lpips_agrees_with_the_authors_package(tmp_path, kodim, monkeypatch):
     with torch.no_grad():
         theirs = lpips.LPIPS(net="alex", verbose=False)(lpips.im2tensor(a), lpips.im2tensor(b)).item()
     assert ours == pytest.approx(theirs, abs=1e-6) and 0 < ours < 1
+
+
+def test_a_metric_left_nan_for_want_of_weights_is_measured_when_asked_again(tmp_path, small_dataset):
+    # measured without the weights (NaN, reason in note), then asked again: planned again, not skipped;
+    # here the weights are still absent, so the row keeps its other values and says why once more
+    pytest.importorskip("lpips")
+    from rdbench.bench.measure import Settings
+    from rdbench.bench.runner import load_codecs, run
+    from rdbench.bench.store import read_results
+    from rdbench.data.datasets import resolve_dataset
+
+    os.environ[weights.DIR_ENV] = str(tmp_path / "empty")
+    try:
+        dataset = resolve_dataset(str(small_dataset))
+        settings = Settings(metrics=("psnr_rgb", "lpips"), results_dir=str(tmp_path / "out"))
+        first = run(dataset, load_codecs(["jpeg"]), tmp_path / "out", [50], workers=1, settings=settings,
+                    progress=False)
+        assert (first.ok, first.planned) == (3, 3)
+        rows = read_results(tmp_path / "out")
+        assert rows["lpips"].isna().all() and rows["note"].str.contains("alexnet-owt-7be5be79.pth").all()
+        assert not rows["metric_versions"].str.contains("lpips").any()
+        again = run(dataset, load_codecs(["jpeg"]), tmp_path / "out", [50], workers=1, settings=settings,
+                    progress=False)
+        assert (again.planned, again.skipped) == (3, 0)  # lpips planned again for the stored rows
+        after = read_results(tmp_path / "out")
+        assert after["psnr_rgb"].tolist() == rows["psnr_rgb"].tolist()
+        plain = run(dataset, load_codecs(["jpeg"]), tmp_path / "out", [50], workers=1,
+                    settings=Settings(metrics=("psnr_rgb",)), progress=False)
+        assert (plain.planned, plain.skipped) == (0, 3)
+    finally:
+        del os.environ[weights.DIR_ENV]

@@ -15,6 +15,7 @@ from rdbench.bench.measure import Item, Settings, error_row, measure
 from rdbench.bench.store import ResultStore, StoreError, quality_key, row_key
 from rdbench.codecs import Codec, CodecUnavailable, available, load
 from rdbench.conventions import utc_now
+from rdbench.metrics.registry import parse_versions
 from rdbench.data.datasets import Dataset
 
 
@@ -123,8 +124,7 @@ def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: se
             for q in ladders[spec]:
                 key = (image.sha256, spec, versions[spec], quality_key(q))
                 row = (stored or {}).get(key)
-                lacking = tuple(m.name for m in metrics if row.get(m.columns[0].name, "") == "") if (
-                    row and row.get("status") == "ok") else ()
+                lacking = tuple(m.name for m in metrics if _lacks(row, m)) if row and row.get("status") == "ok" else ()
                 if lacking:
                     items.append(Item(dataset.name, image, spec, versions[spec], q, lacking, tuple(row.items())))
                 elif key in done:
@@ -132,6 +132,13 @@ def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: se
                 else:
                     items.append(Item(dataset.name, image, spec, versions[spec], q))
     return items, skipped
+
+
+def _lacks(row: dict, metric) -> bool:
+    """Whether a stored row lacks `metric`: its column empty, or NaN because the metric could not run
+    where the row was measured (its library or weights missing then: not in the row's metric_versions)."""
+    cell = row.get(metric.columns[0].name, "")
+    return cell == "" or (cell == "nan" and metric.name not in parse_versions(row.get("metric_versions", "")))
 
 
 def _crashed(item: Item) -> dict:
