@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rdbench.metrics import Reference, registry
+from rdbench.metrics import Reference, registry, weights
 
 
 def seconds(function, repeats: int) -> float:
@@ -69,6 +69,8 @@ def main() -> None:
         name = metric.name if metric else "default set"
         chosen = (metric,) if metric else registry.DEFAULT
         problem = next((p for p in (m.missing() for m in chosen) if p), None)
+        if problem is None and any(weights.cached(f) is None for m in chosen for f in m.weight_files):
+            problem = f"weights not in {weights.weights_dir()} (rdbench run --metric {name} fetches them)"
         if problem:
             figures["metrics"][name] = {"unavailable": problem}
             continue
