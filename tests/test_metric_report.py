@@ -66,6 +66,11 @@ def test_report_has_a_bd_table_per_metric_and_the_jpeg_ai_line(tmp_path, small_d
     summary = pd.read_csv(out / "jpeg-ai-summary.csv").iloc[0]
     ms, hvs = (pd.read_csv(out / f"bd-{c}.csv")["bd_rate_pct"].iloc[0] for c in ("ms_ssim_db", "psnr_hvs_m"))
     assert summary["mean_bd_rate_pct"] == pytest.approx((ms + hvs) / 2, abs=1e-9)
+    terminal = subprocess.run([sys.executable, "-m", "rdbench", "bdrate", str(out), "--anchor", "jpeg", "--metric",
+                               "butteraugli"], capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert terminal.returncode == 0, terminal.stderr
+    line = next(l for l in terminal.stdout.splitlines() if l.strip().startswith("webp"))
+    assert f"BD {butteraugli['bd_metric']:+.3f}  overlap" in line  # in the metric's unit: none, not dB
 
 
 def test_two_implementations_of_a_metric_are_never_averaged_or_compared(tmp_path, small_dataset):
