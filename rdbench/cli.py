@@ -15,6 +15,7 @@ from rdbench.bench.columns import BD_METRICS, HEADLINE_METRICS
 from rdbench.commands import (
     DEFAULT_RESULTS_DIR,
     EXIT_CLUSTER,
+    EXIT_STORE,
     EXIT_USAGE,
     cmd_ablate,
     cmd_bdrate,
@@ -103,7 +104,8 @@ def _add_cluster_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cluster", choices=("local", "slurm"),
                    help="start a Dask cluster: local (--workers processes) or slurm (dask-jobqueue, --cluster-config)")
     g.add_argument("--cluster-config", metavar="FILE",
-                   help="TOML [slurm] table for --cluster slurm (example: rdbench/_cluster_examples/slurm.toml)")
+                   help="TOML file: a [slurm] table for --cluster slurm, a [security] table (TLS certificates, "
+                        "distributed.Security's arguments) for any cluster (example: rdbench/_cluster_examples/slurm.toml)")
     g.add_argument("--batch-size", type=_at_least(1), metavar="N",
                    help="items per Dask task (default: from the measured per-item cost, ~1 s per task)")
     g.add_argument("--resources", metavar="NAME=N", action="append",
@@ -133,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
     r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
+    r.add_argument("--fsync", action="store_true",
+                   help="sync every stored row to the disk as it is written (default: flushed per row, synced at the "
+                        "end of the run); for shared or unreliable disks")
     r.add_argument("--retry-failed", action="store_true", help="run again the items stored as failed")
     r.add_argument("--max-images", type=_at_least(1), metavar="N", help="only the first N images of the dataset")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -221,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--allow-mismatched-reference", action="store_true",
                         help="compare published curves with curves over other images (a subset, another dataset); "
                              "every such row or curve is marked MISMATCHED")
+        sp.add_argument("--label", action="append", metavar="SPEC=TEXT",
+                        help="show the curve of codec spec (or label) SPEC as TEXT in legends and tables; repeatable. "
+                             "Presentation only: never part of a curve's identity (a run's `label=` in --codec is "
+                             "read from its runs.jsonl)")
 
     b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
     analysis_args(b)
@@ -274,11 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rdbench.codecs.base import CodecUnavailable
     from rdbench.data.datasets import DatasetError
-    from rdbench.bench.store import StoreError
+    from rdbench.bench.store import StoreError, StoreWriteError
     from rdbench.errors import ClusterError
 
     try:
         return args.fn(args)
+    except StoreWriteError as exc:  # the disk failed mid-run: not "nothing run"; the rows stored are kept
+        print(f"rdbench: error: {exc}", file=sys.stderr)
+        return EXIT_STORE
     except (DatasetError, CodecUnavailable, StoreError, ValueError, OSError) as exc:  # OSError: a file's name and fault
         print(f"rdbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

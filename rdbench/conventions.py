@@ -8,6 +8,7 @@ uses lives in that layer (BD's minimum point count in `analysis/bd.py`, the resu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 
@@ -28,7 +29,11 @@ MS_SSIM_MIN_SIDE = (MS_SSIM_WIN_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
 # before its pixels are allocated (a "decompression bomb": a few bytes declaring 100000 x 100000).
 # $RDBENCH_MAX_PIXELS raises it (for images and for learned bitstreams, which default to 2**28).
 MAX_PIXELS_ENV = "RDBENCH_MAX_PIXELS"
-DEFAULT_MAX_IMAGE_PIXELS = 2**26  # 67 Mpx: 8192 x 8192
+# The default is what one worker process (one per core) can afford: measuring an image costs
+# about 60 bytes per pixel in the metrics (the goal of issue 24; 310 before it) plus ~10 for the
+# original, the decoded copy and the codec's buffers, so 2**25 px (33.5 Mpx, e.g. 8192 x 4096)
+# needs at most ~2.3 GB, one core's share of a machine with 2-4 GB per core.
+DEFAULT_MAX_IMAGE_PIXELS = 2**25  # 33.5 Mpx: 8192 x 4096
 
 
 def max_image_pixels() -> int:
@@ -43,6 +48,37 @@ def utc_now() -> str:
     """The current time in UTC, ISO 8601 to the second (e.g. 2026-12-01T06:00:00+00:00): the
     timestamp of result rows, runs.jsonl entries and reports."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary name beside `path` to write to; renamed over `path` when the block ends without
+    an error, deleted otherwise. So a reader (or a kill mid-write) never finds a half-written file
+    at `path`: it holds the old content or the new, whole. The temporary name is hidden (a dot),
+    unique per process, and keeps nothing of the extension (writers that pick a format by
+    extension are told the format)."""
+    from pathlib import Path
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.filename in (tmp, str(tmp)):  # the user knows the file, not its temporary name
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+def write_atomic(path, data: bytes | str) -> None:
+    """Write `data` (text as UTF-8) to `path` through a temporary name and a rename (atomic_path)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def usable_cores() -> int:

@@ -81,3 +81,21 @@ def test_edge_cases_have_clear_messages():
     with pytest.warns(LowOverlapWarning, match="overlap on only"):
         res = bd(r, d, r, d + 8)
     assert 0 < res.overlap < 0.75
+
+
+def test_rank_warning_is_the_class_numpy_raises_in_every_supported_numpy():
+    """numpy 1.26 (what compressai 1.2.8 resolves) has no numpy.exceptions.RankWarning: bd() failed
+    with AttributeError on every call there (issue 20). The class must be the one polyfit warns with."""
+    import warnings
+
+    import numpy as np
+
+    from rdbench.analysis import bd as bd_module
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.polyfit([1.0, 1.0, 1.0, 1.0], [1.0, 2.0, 3.0, 4.0], 3)
+    assert any(issubclass(w.category, bd_module.RankWarning) for w in caught)
+    # a curve whose cubic fit is rank-deficient is a named BDError, never an AttributeError
+    with pytest.raises(bd_module.BDError):
+        bd_module.bd([1, 2, 3, 4], [30, 30, 30, 30 + 1e-14], [1, 2, 3, 4], [30, 31, 32, 33], "rate", "cubic")

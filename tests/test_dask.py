@@ -27,6 +27,7 @@ from rdbench.data.datasets import resolve_dataset  # noqa: E402
 from rdbench.errors import ClusterError  # noqa: E402
 
 DASK = str(Path(sys.executable).with_name("dask"))
+RDBENCH_CLI = [sys.executable, "-m", "rdbench"]
 COMPARED = ["image", "codec", "quality", "status", "bytes", "bpp", "psnr_rgb", "psnr_y", "psnr_ycbcr", "ms_ssim"]
 
 
@@ -34,10 +35,11 @@ class Cluster:
     """A scheduler and workers as subprocesses; each worker is its own process (--no-nanny),
     so SIGKILL of its pid kills the worker itself."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, tls: list[str] = ()):
         self.folder = folder
         self.file = folder / "scheduler.json"
         self.procs: dict[str, subprocess.Popen] = {}
+        self.tls = list(tls)  # --tls-ca-file, --tls-cert, --tls-key: every connection TLS
         self.start_scheduler()
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> None:
@@ -48,7 +50,8 @@ class Cluster:
     def start_scheduler(self) -> None:
         self.file.unlink(missing_ok=True)
         self._spawn("scheduler", ["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(self.file)])
+                                  "--scheduler-file", str(self.file),
+                                  *(["--protocol", "tls", *self.tls] if self.tls else [])])
         deadline = time.monotonic() + 30
         while not self.file.exists() or not self.file.read_text().strip():
             if time.monotonic() > deadline or self.procs["scheduler"].poll() is not None:
@@ -59,7 +62,8 @@ class Cluster:
 
     def start_worker(self, name: str, env: dict | None = None) -> None:
         self._spawn(name, ["worker", "--scheduler-file", str(self.file), "--nthreads", "1", "--no-nanny",
-                           "--no-dashboard", "--name", name, "--host", "127.0.0.1", "--death-timeout", "20"], env)
+                           "--no-dashboard", "--name", name, "--host", "127.0.0.1", "--death-timeout", "20", *self.tls],
+                    env)
 
     def kill(self, name: str) -> None:
         self.procs[name].send_signal(signal.SIGKILL)
@@ -309,3 +313,88 @@ def test_a_worker_with_another_codec_version_fails_the_item_with_both_versions(s
     assert worker == "tcp://here"
     assert rows[0]["status"] == "error" and "Pillow 0.0.1" in rows[0]["error"] and "the client planned" in rows[0]["error"]
     assert rows[1]["status"] == "ok"
+
+
+# -- security: TLS, scheduler files, the Slurm config ---------------------------------------------
+def _certificates(folder: Path) -> dict:
+    """A certificate authority and a certificate for 127.0.0.1 signed by it, made with openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("no openssl on PATH to make the test certificates (apt-get install openssl)")
+    folder.mkdir()
+
+    def sh(*args):
+        done = subprocess.run([openssl, *args], capture_output=True, text=True, cwd=folder, timeout=60)
+        assert done.returncode == 0, done.stderr
+
+    sh("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+       "-subj", "/CN=rdbench-test-ca", "-addext", "basicConstraints=critical,CA:TRUE",
+       "-addext", "keyUsage=keyCertSign,cRLSign")
+    sh("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    sh("x509", "-req", "-in", "node.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "node.pem",
+       "-days", "2", "-extfile", "ext")
+    return {name: folder / name for name in ("ca.pem", "node.pem", "node.key")}
+
+
+def _security_table(certs: dict) -> str:
+    return (f'[security]\nrequire_encryption = true\ntls_ca_file = "{certs["ca.pem"]}"\n'
+            f'tls_client_cert = "{certs["node.pem"]}"\ntls_client_key = "{certs["node.key"]}"\n')
+
+
+def test_a_tls_secured_cluster_on_localhost(tmp_path, small_dataset):
+    """A scheduler and a worker speaking only TLS with certificates made here: rdbench measures on
+    it given the certificates in --cluster-config's [security] table, and without them stops with
+    a clear error (exit 4) rather than a traceback; a scheduler file others can write is refused."""
+    certs = _certificates(tmp_path / "certs")
+    tls = ["--tls-ca-file", str(certs["ca.pem"]), "--tls-cert", str(certs["node.pem"]), "--tls-key", str(certs["node.key"])]
+    c = Cluster(tmp_path, tls=tls)
+    try:
+        assert c.address.startswith("tls://127.0.0.1:")
+        c.start_worker("w1")
+        config = tmp_path / "cluster.toml"
+        config.write_text(_security_table(certs))
+        out = tmp_path / "out"
+        cmd = [*RDBENCH_CLI, "run", "--scheduler", str(c.file), "--cluster-config", str(config), "--dataset",
+               str(small_dataset), "--codec", "jpeg", "--quality", "30,60", "--out", str(out), "--no-progress",
+               "--no-report"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        assert (pd.read_csv(out / "results.csv")["status"] == "ok").sum() == 6
+        logged = json.loads((out / "runs.jsonl").read_text().splitlines()[-1])
+        assert logged["scheduler"].startswith("tls://127.0.0.1:"), logged
+
+        plain = subprocess.run([a for a in cmd if a not in ("--cluster-config", str(config))], capture_output=True,
+                               text=True, timeout=180)
+        assert plain.returncode == 4 and "Traceback" not in plain.stderr, plain.stderr
+        assert "speaks TLS" in plain.stderr and "[security]" in plain.stderr
+
+        c.file.chmod(0o666)
+        shared = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        assert shared.returncode == 4 and "writable by other users" in shared.stderr, shared.stderr
+    finally:
+        c.close()
+
+
+def test_slurm_config_passes_security_and_scheduler_options_through(tmp_path):
+    """[security] and scheduler_options reach SLURMCluster (no job is submitted: jobs = 0)."""
+    pytest.importorskip("dask_jobqueue", reason="dask-jobqueue not installed (pip install 'rdbench[dask]')")
+    from rdbench.bench.dask_executor import load_cluster_config, slurm_cluster
+
+    certs = _certificates(tmp_path / "certs")
+    config = tmp_path / "slurm.toml"
+    files = {f"tls_{who}_{kind}": certs["node.pem" if kind == "cert" else "node.key"]
+             for who in ("client", "scheduler", "worker") for kind in ("cert", "key")}
+    config.write_text('[slurm]\njobs = 0\ncores = 1\nmemory = "1GB"\nscheduler_options = { host = "127.0.0.1" }\n'
+                      f'[security]\ntls_ca_file = "{certs["ca.pem"]}"\n'
+                      + "".join(f'{k} = "{v}"\n' for k, v in files.items()))
+    cluster = slurm_cluster(load_cluster_config(config))
+    try:
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        script = cluster.job_script()
+        assert f"--tls-ca-file {certs['ca.pem']}" in script and "--protocol tls://" in script
+    finally:
+        cluster.close()
+    config.write_text('[slurm]\njobs = 0\n[security]\ntls_ca_file = "missing.pem"\n')
+    with pytest.raises(ValueError, match="tls_ca_file = .*missing.pem'?: no such file"):
+        slurm_cluster(load_cluster_config(config))

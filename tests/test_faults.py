@@ -126,6 +126,7 @@ def test_disk_full_mid_run_is_a_clear_error_and_the_rerun_completes(small_tmpfs,
            "--workers", "2", "--no-progress", "--no-report"]
     full = rdbench(*cmd)
     assert_clean_error(full, str(out / "results.csv"), "No space left on device")
+    assert full.returncode == 5, full.stderr  # the store failed mid-run: not 2, "nothing run"
     # what was stored before the fault is intact: whole lines, each row complete and measured
     data = (out / "results.csv").read_bytes()
     assert data.endswith(b"\n"), "a torn line was left in results.csv"
@@ -152,6 +153,7 @@ def test_disk_full_at_the_run_log_is_a_clear_error_and_keeps_the_rows(small_tmpf
            "--no-progress", "--no-report"]
     full = rdbench(*cmd)
     assert_clean_error(full, str(out / "runs.jsonl"), "No space left on device")
+    assert full.returncode == 5, full.stderr  # the store failed mid-run: not 2, "nothing run"
     assert [r["status"] for r in csv_rows(out)] == ["ok"]
     filler.unlink()
     again = rdbench(*cmd)
@@ -211,6 +213,7 @@ def test_output_turning_read_only_mid_run_is_a_clear_error_and_the_rerun_complet
         proc.kill()
     done = subprocess.CompletedProcess(cmd, proc.returncode, "", err)
     assert_clean_error(done, str(results), "Read-only file system")
+    assert done.returncode == 5, err
     before = csv_rows(out)
     assert 2 <= len(before) < 12, "the folder should turn read-only mid-run"
     assert all(r["status"] == "ok" for r in before)

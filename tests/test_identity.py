@@ -205,7 +205,8 @@ def test_bd_over_different_image_sets_is_refused_unless_common_images(uneven):
 
 def test_cli_common_images_is_said_in_every_output(uneven, tmp_path):
     done = rdbench("bdrate", uneven["dir"], "--anchor", "jpeg")
-    assert done.returncode == 0 and "image sets differ" in done.stdout and "refused" in done.stdout
+    # every row refused: no BD value, so exit 5 (issue 23), with the reason on each row
+    assert done.returncode == 6 and "image sets differ" in done.stdout and "refused" in done.stdout
     done = rdbench("bdrate", uneven["dir"], "--anchor", "jpeg", "--common-images")
     assert done.returncode == 0 and "common images: 2" in done.stdout
     done = rdbench("report", uneven["dir"], "--anchor", "jpeg", "--common-images", "--out", tmp_path / "r")
@@ -374,3 +375,54 @@ def test_a_curve_without_the_metric_says_so_instead_of_nan():
     assert np.isnan(row["bd_rate_pct"]) and row["error"] == "no ms_ssim_db_of_mean values in the test curve"
     psnr = bd_table(table, anchor="bpg", metric="psnr_rgb", published_anchor=anchor)
     assert psnr.loc[psnr["label"].str.contains("mbt2018"), "bd_rate_pct"].notna().all()
+
+
+# --- identity in columns, never in joined strings (issue 20) ------------------------------------
+
+def _seed_rows(seeds=(0, 1, 2), old_seed=None):
+    """Rows of one ablation cell, one model (codec version) per seed; `old_seed` also has an older model."""
+    rows = []
+    for seed in seeds:
+        versions = [(f"model-seed{seed}", "2026-01-02")]
+        if seed == old_seed:
+            versions.append((f"model-seed{seed}-old", "2026-01-01"))
+        for version, when in versions:
+            for q in range(4):
+                rows.append({"dataset": "kodak", "codec": "joint", "codec_version": version, "seed": seed,
+                             "quality": q, "finished_at": when, "bpp": 0.1 * (q + 1), "psnr_rgb": 30.0 + q})
+    return pd.DataFrame(rows)
+
+
+def test_newest_model_per_seed_keeps_every_seed_and_drops_only_older_models():
+    """pandas 3.0.6 grouped strings that differ only after a NUL as one: the old "codec\\x00seed N"
+    tag merged three seeds into one and kept one seed's rows. Seeds are now a grouping column."""
+    from rdbench.ablation.summary import newest_per_run
+
+    rows = _seed_rows(old_seed=1)
+    kept, notes = newest_per_run(rows)
+    assert sorted(kept["seed"].unique()) == [0, 1, 2]
+    assert set(kept["codec_version"]) == {"model-seed0", "model-seed1", "model-seed2"}
+    assert len(kept) == 12 and (kept["codec"] == "joint").all()
+    assert len(notes) == 1 and "seed 1" in notes[0] and "model-seed1-old" in notes[0] and "4 rows" in notes[0]
+
+
+def test_select_versions_by_extra_column_and_relabel_keep_curves_apart_with_control_characters():
+    """Labels stay unique per curve identity even for specs that differ only after a control
+    character (the old NUL-joined identity made them one string in pandas 3.0.6)."""
+    from rdbench.analysis.curves import relabel
+
+    rows = _seed_rows()
+    kept, notes = select_versions(rows, "newest", by=("seed",))
+    assert len(kept) == len(rows) and notes == []
+    table = pd.DataFrame({"dataset": ["d"] * 3, "image_set": ["s"] * 3,
+                          "codec": ["a\x00x", "a\x00y", "a\x00y"], "codec_version": ["1", "1", "2"],
+                          "source": ["measured"] * 3, "image_set_size": [3] * 3})
+    labels = relabel(table)["label"]
+    assert labels.nunique() == 3
+
+
+def test_no_identity_is_joined_with_control_characters():
+    """Curve and seed identity live in columns: no rdbench module builds keys with a NUL separator."""
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "rdbench").rglob("*.py")
+                 if "\\x00" in p.read_text(encoding="utf-8") or "\x00" in p.read_text(encoding="utf-8")]
+    assert offenders == []

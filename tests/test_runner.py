@@ -53,7 +53,7 @@ def test_keep_writes_bitstreams_and_reconstructions(small_dataset, tmp_path):
         workers=1, progress=False, settings=Settings(keep_dir=str(out)))
     bits = sorted((out / "bitstreams" / "jpeg_subsampling=444").iterdir())
     recs = sorted((out / "reconstructions" / "jpeg_subsampling=444").iterdir())
-    assert [p.name for p in bits] == ["kodim01_crop.q40.jpg", "kodim07_crop.q40.jpg", "kodim23_crop.q40.jpg"]
+    assert [p.name for p in bits] == ["kodim01_crop.png.q40.jpg", "kodim07_crop.png.q40.jpg", "kodim23_crop.png.q40.jpg"]
     table = {r["image"]: r for r in rows(out)}
     assert bits[0].stat().st_size == int(table["kodim01_crop.png"]["bytes"])
     assert load_rgb(recs[0]).pixels.shape == (192, 256, 3)

@@ -106,7 +106,7 @@ def test_a_refused_store_releases_its_lock(tmp_path):
     # the user fixes the file and tries again while the error is still at hand (a notebook, a retry loop)
     (tmp_path / RESULTS_FILE).write_text(",".join(COLUMNS) + "\n")
     with ResultStore(tmp_path) as store:
-        assert store.rows == []
+        assert len(store) == 0 and not store.keys
     assert refused.value
 
 
@@ -116,7 +116,7 @@ def test_migration_keeps_malformed_lines_aside(old_store, measured):
     with open(path, "a", encoding="utf-8") as f:
         f.write("kodim99.png,only,three fields\n")  # neither a row nor a torn line: a hand edit
     with ResultStore(old_store) as store:
-        assert len(store.rows) == len(rows) and store.dropped_lines == 1
+        assert len(store) == len(rows) and store.dropped_lines == 1
     header, kept = read_table(old_store / (RESULTS_FILE + ".rejected"))
     assert tuple(header) == OLD_COLUMNS and kept == [["kodim99.png", "only", "three fields"]]
     assert tuple(read_table(path)[0]) == COLUMNS

@@ -160,8 +160,11 @@ def parse(text: str, source: str = "<config>", data_override: str | None = None)
     t["data"] = str((base / t["data"]).resolve()) if not data_override else str(Path(t["data"]).resolve())
     for key in ("seeds", "keep_fractions"):
         if key in t:
-            if not isinstance(t[key], list) or not t[key]:
-                raise AblationConfigError(f"{source}: [training] {key} must be a non-empty list")
+            # keep_fractions = []: no learning-curve checkpoint besides the last; every run needs a seed
+            if not isinstance(t[key], list) or (key == "seeds" and not t[key]):
+                raise AblationConfigError(f"{source}: [training] {key} must be a "
+                                          + ("non-empty list" if key == "seeds" else "list (empty: no learning-curve "
+                                                                                     "checkpoints)"))
             t[key] = tuple(t[key])
     try:
         training = Training(**t)

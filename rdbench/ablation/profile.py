@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig
 from rdbench.ablation.layout import COMPLEXITY_FILE, LEARNING_FILE, cell_dir, checkpoint_paths, runs, seed_dir
+from rdbench.conventions import atomic_path, write_atomic
 
 PROFILE_IMAGES = 3
 LEARNING_COLUMNS = ("step", "checkpoint", "rate", "lambda", "bpp", "psnr", "loss")
@@ -68,7 +69,7 @@ def learning_curves(config: AblationConfig, out: Path, log=None) -> int:
                     rows.append({"step": step, "checkpoint": path.name, "rate": point["rate"],
                                  "lambda": point["lambda"], "bpp": point["bpp"], "psnr": point["psnr"],
                                  "loss": point["loss"]})
-        with open(target, "w", newline="") as f:
+        with atomic_path(target) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, LEARNING_COLUMNS, lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
@@ -106,7 +107,7 @@ def complexity(config: AblationConfig, out: Path, log=None) -> int:
             torch.set_num_threads(threads)
         profile["seed"] = config.training.all_seeds[0]
         profile["checkpoint"] = str(path.relative_to(out))
-        target.write_text(json.dumps(profile, indent=2, sort_keys=True) + "\n")
+        write_atomic(target, json.dumps(profile, indent=2, sort_keys=True) + "\n")
         written += 1
         log(f"complexity {target.relative_to(out)}: dec {profile['dec_kmac_px']:.1f} kMAC/px, "
             f"decode {profile['decode_total_s']:.3f} s/image")

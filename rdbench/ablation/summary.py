@@ -10,7 +10,7 @@ import warnings
 
 from rdbench.ablation.config import AblationConfig, Cell
 from rdbench.analysis.bd import BDError, bd
-from rdbench.analysis.document import Document, markdown_table
+from rdbench.analysis.document import Document, markdown_table, md_code, md_escape
 from rdbench.analysis.curves import operational  # re-exported too: the ablation's rule
 from rdbench.analysis.tables import convention, matched_metric
 from rdbench.bench.columns import HEADLINE_METRICS
@@ -97,6 +97,13 @@ def _bd_between(test, anchor, metric: str) -> tuple[float, str]:
     return result.value, f"overlap {result.overlap:.2f}; {convention(metric)}"
 
 
+def _explained(note: str, curves: dict, metric: str, lambdas) -> str:
+    """A BD note with, when BD refused too few points, the dominated rate points of the two curves."""
+    from rdbench.ablation.dominated import explain
+
+    return explain(note, curves, metric, lambdas)
+
+
 def published_needed(config: AblationConfig) -> list[str]:
     """The published curves (names for analysis.published.published) that `summarize` needs."""
     names = [BPG]
@@ -117,8 +124,9 @@ def paper_questions(config: AblationConfig, table, published: dict):
         row = {"question": question, "test": test, "anchor": anchor}
         for metric in HEADLINE_METRICS:
             used = QUESTION_METRIC.get(metric, metric)
-            row[f"{metric} ours (%)"], row[f"{metric} note"] = _bd_between(
-                table[table["codec"] == test], table[table["codec"] == anchor], used)
+            cells = {anchor: table[table["codec"] == anchor], test: table[table["codec"] == test]}
+            value, note = _bd_between(cells[test], cells[anchor], used)
+            row[f"{metric} ours (%)"], row[f"{metric} note"] = value, _explained(note, cells, used, config.lambdas)
             for source, stem in PUBLISHED_SOURCES.items():
                 value = float("nan")
                 if pub_test:
@@ -142,9 +150,7 @@ def newest_per_run(rows):
 
     if "seed" not in rows or rows.empty:
         return select_versions(rows, "newest")
-    tag = "\x00seed "
-    kept, notes = select_versions(rows.assign(codec=rows["codec"] + tag + rows["seed"].astype(str)), "newest")
-    return kept.assign(codec=kept["codec"].str.split(tag).str[0]), [n.replace(tag, ", seed ") for n in notes]
+    return select_versions(rows, "newest", by=("seed",))
 
 
 def pooled(rows, seeds):
@@ -213,8 +219,10 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
 
     from rdbench.analysis.curves import add_curves, curves
     from rdbench.analysis.plots import bd_bar_figure, learning_figure, rd_figure, tradeoff_figure
-    from rdbench.analysis.seeds import seed_table
-    from rdbench.analysis.tables import bd_table, section_metric
+    from rdbench.analysis.styles import style_map
+    from rdbench.ablation.answers import Answers
+    from rdbench.ablation.dominated import dominated_lines
+    from rdbench.analysis.tables import bd_table
 
     doc = Document("ablation.md")
     bpg = published[BPG]
@@ -230,22 +238,29 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         bpp_gap_pct=("bpp", lambda s: 100 * (s.mean() / ok.loc[s.index, "bpp_estimated"].mean() - 1)),
         enc_s=("enc_s", "mean"), dec_s=("dec_s", "mean"), images=("image", "nunique"),
     )
+    answers = Answers(per_run, config.lambdas) if replicated else None
+    look = style_map(add_curves(table, [bpg]))  # each cell one look in every chart of the summary
     sections = []
     for metric in HEADLINE_METRICS:
-        kept, dropped = operational_table(table, metric)
-        vs_ref = bd_table(kept, config.reference, metric).set_index("codec")
-        vs_bpg = bd_table(add_curves(kept, [bpg]), BPG, metric, published_anchor=bpg).set_index("codec")
+        # one convention per question everywhere: the per-cell table, its charts and the questions all
+        # use QUESTION_METRIC's (MS-SSIM dB: the dB of the mean, the published curves' only one)
+        used = QUESTION_METRIC.get(metric, metric)
+        named = f"{used} ({convention(used)})"
+        kept, dropped = operational_table(table, used)
+        vs_ref = bd_table(kept, config.reference, used).set_index("codec")
+        vs_bpg = bd_table(add_curves(kept, [bpg]), BPG, used, published_anchor=bpg).set_index("codec")
         with_bpg = add_curves(table, [bpg])
         bpg_source = vs_bpg["anchor_source"].iloc[0] if len(vs_bpg) else ""
         result = pd.DataFrame({"cell": [c.name for c in config.cells]}).set_index("cell")
         result[f"BD-rate vs {config.reference} (%)"] = vs_ref["bd_rate_pct"]
         if replicated:  # the mean over seeds of each seed's BD-rate, and its interval (analysis/seeds.py)
-            ci = seed_table(per_run, vs_reference, metric).set_index("test")
+            ci = answers.table(vs_reference, used).set_index("test")
             intervals[metric] = ci
             result[f"BD-rate vs {config.reference} (%)"] = ci["bd_rate_mean"]
-            for column in ("bd_rate_mean", "bd_rate_ci_low", "bd_rate_ci_high", "n_seeds", "resolved"):
+            for column in ("bd_rate_mean", "bd_rate_ci_low", "bd_rate_ci_high", "n_seeds", "resolved", "verdict"):
                 result[column] = ci[column]
             result.loc[config.reference, ["bd_rate_mean", "bd_rate_ci_low", "bd_rate_ci_high"]] = 0.0
+            result.loc[config.reference, "verdict"] = "the reference"
         result[f"BD-rate vs BPG, {bpg_source} (%)"] = vs_bpg["bd_rate_pct"]
         result["overlap vs BPG"] = vs_bpg["overlap"]
         result["real/estimated bpp (%)"] = per_cell["bpp_gap_pct"]
@@ -256,16 +271,23 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
             result[heading] = pd.Series({k: (v.get("complexity") or {}).get(key) for k, v in facts.items()}, dtype=float)
         result.loc[config.reference, f"BD-rate vs {config.reference} (%)"] = 0.0
         result["dominated points left out"] = pd.Series(dropped)
-        both = _notes(vs_ref, f"vs {config.reference}", result.index) + "; " + _notes(vs_bpg, "vs BPG", result.index)
+        ref_notes = _notes(vs_ref, f"vs {config.reference}", result.index)
+        ref_curve = table[table["codec"] == config.reference]
+        ref_notes = pd.Series({cell: _explained(note, {config.reference: ref_curve, cell: table[table["codec"] == cell]},
+                                                used, config.lambdas) for cell, note in ref_notes.items()}, dtype=object)
+        bpg_notes = _notes(vs_bpg, "vs BPG", result.index)
+        bpg_notes = pd.Series({cell: _explained(note, {cell: table[table["codec"] == cell]}, used, config.lambdas)
+                               for cell, note in bpg_notes.items()}, dtype=object)
+        both = ref_notes + "; " + bpg_notes
         result["BD note"] = both.str.strip("; ")
         result["conventions"] = (f"vs {config.reference}: " + vs_ref["convention"].reindex(result.index).fillna("")
                                  + "; vs BPG: " + vs_bpg["convention"].reindex(result.index).fillna(""))
         result = result.reset_index()
         doc.tables[f"ablation_{metric}.csv"] = result
-        sections.append((metric, result, bpg_source))
-        plotted = section_metric(with_bpg, metric)  # BPG has MS-SSIM dB only as the dB of its mean
-        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, plotted, f"{config.name}: {plotted}"), dpi=DPI)
-        doc.add_figure(f"rd_{metric}_cells", rd_figure(table, metric, f"{config.name}: {metric}, cells only"), dpi=DPI)
+        sections.append((metric, used, result, bpg_source))
+        doc.add_figure(f"rd_{metric}", rd_figure(with_bpg, used, f"{config.name}: {named}", style_map=look), dpi=DPI)
+        doc.add_figure(f"rd_{metric}_cells", rd_figure(table, used, f"{config.name}: {named}, cells only",
+                                                       style_map=look), dpi=DPI)
         bars = vs_ref.reset_index()
         bars = bars[bars["source"] == "measured"]
         if replicated:
@@ -274,13 +296,15 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
             bars["bd_rate_pct"] = bars["codec"].map(ci["bd_rate_mean"])
             bars["ci95_lo"] = bars["codec"].map(ci["bd_rate_ci_low"])
             bars["ci95_hi"] = bars["codec"].map(ci["bd_rate_ci_high"])
+            withheld = bars["codec"].map(ci["error"]).fillna("").astype(bool)
+            bars["label"] = bars["codec"].where(~withheld, bars["codec"] + " (no verdict)")
         what = f", mean of {len(seeds)} seeds, 95% interval" if replicated else ""
-        doc.add_figure(f"bd_{metric}", bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {metric}{what}"),
+        doc.add_figure(f"bd_{metric}", bd_bar_figure(bars, f"{config.name}: BD-rate vs {config.reference}, {named}{what}"),
                        dpi=DPI)
         if replicated:
             trade = result.rename(columns={"dec kMAC/px": "dec_kmac_px", "dec s/image": "dec_s"})
             doc.add_figure(f"tradeoff_{metric}", tradeoff_figure(
-                trade, config.reference, f"{config.name}: gain against decoder cost, {metric}"), dpi=DPI)
+                trade, config.reference, f"{config.name}: gain against decoder cost, {named}", style_map=look), dpi=DPI)
 
     questions = paper_questions(config, table, published)
     seed_answers = None
@@ -288,14 +312,16 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         parts = []
         for metric in HEADLINE_METRICS:
             used = QUESTION_METRIC.get(metric, metric)
-            answers = seed_table(per_run, [q[:3] for q in _questions(config)], used)
-            answers.insert(3, "metric", used)
-            parts.append(answers)
-            by_question = answers.set_index("question")
+            answered = answers.table([q[:3] for q in _questions(config)], used)
+            answered.insert(3, "metric", used)
+            parts.append(answered)
+            by_question = answered.set_index("question")
             questions[f"{metric} ours (%)"] = questions["question"].map(by_question["bd_rate_mean"])
+            error = questions["question"].map(by_question["error"]).fillna("")
+            questions[f"{metric} note"] = error.where(error != "", questions[f"{metric} note"])
             at = list(questions.columns).index(f"{metric} ours (%)") + 1
             for offset, (column, heading) in enumerate((("bd_rate_ci_low", "CI low (%)"), ("bd_rate_ci_high", "CI high (%)"),
-                                                        ("resolved", "resolved"))):
+                                                        ("resolved", "resolved"), ("verdict", "verdict"))):
                 questions.insert(at + offset, f"{metric} {heading}", questions["question"].map(by_question[column]))
         questions.insert(3, "n_seeds", questions["question"].map(parts[0].set_index("question")["n_seeds"]))
         seed_answers = pd.concat(parts, ignore_index=True)
@@ -307,7 +333,8 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
         doc.tables["ablation_learning.csv"] = learning_steps
         doc.tables["ablation_learning_loss.csv"] = losses
         doc.add_figure("learning_curves", learning_figure(
-            learning_steps, losses, f"{config.name}: learning curves on {config.training.holdout} held-out images"), dpi=DPI)
+            learning_steps, losses, f"{config.name}: learning curves on {config.training.holdout} held-out images",
+            style_map=look), dpi=DPI)
     timing = []
     ok = rows[rows["status"] == "ok"] if len(rows) else rows
     if len(ok) and ("setup_s" not in ok or ok["setup_s"].isna().all()):
@@ -316,48 +343,49 @@ def summarize(config: AblationConfig, rows, facts: dict[str, dict], published: d
                       "worker (no setup_s): the first item of each cell in each worker includes model loading, "
                       "so enc s/image is biased upwards by about (start-up s x workers) / items per cell.")
     doc.text = _page(config, sections, questions, facts, per_cell, command, version_notes, timing,
-                     seed_answers=seed_answers, seeds=seeds, learning_steps=learning_steps)
+                     seed_answers=seed_answers, seeds=seeds, learning_steps=learning_steps,
+                     dominated=dominated_lines(table, [c.name for c in config.cells],
+                                               [QUESTION_METRIC.get(m, m) for m in HEADLINE_METRICS], config.lambdas))
     return doc
-
-
-def _verdict(row) -> str:
-    if row["error"]:
-        return f"no verdict ({row['error']})"
-    side = "test needs fewer bits" if row["bd_rate_mean"] < 0 else "test needs more bits"
-    return f"resolved: {side}" if row["resolved"] else "not resolved (the interval contains 0)"
 
 
 def _seed_section(seed_answers, seeds) -> list[str]:
     """The questions' answers over seeds: mean, interval, verdict, per seed; and the method."""
     import pandas as pd
 
+    from rdbench.analysis.seeds import interval_method
+
     shown = pd.DataFrame({
         "question": seed_answers["question"], "metric": seed_answers["metric"],
         "BD-rate (%)": seed_answers["bd_rate_mean"],
         "95% interval (%)": [f"[{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else "" for lo, hi in
                              zip(seed_answers["bd_rate_ci_low"], seed_answers["bd_rate_ci_high"])],
-        "seeds": seed_answers["n_seeds"], "verdict": seed_answers.apply(_verdict, axis=1),
+        "seeds": seed_answers["n_seeds"], "verdict": seed_answers["verdict"],
         "per seed (%)": seed_answers["per_seed"],
     })
-    method = next((m for m in seed_answers["method"] if m), "")
+    # the method is the procedure, said whether or not any question got a number (it once read
+    # "Method: ." when every question had failed)
+    n_images = int(seed_answers["n_images"].max()) if len(seed_answers) else 0
+    method = interval_method(len(seeds), n_images)
     return ["## What is resolved, and what is noise", "",
             f"Each question's BD-rate is the mean over the {len(seeds)} training seeds ({', '.join(map(str, seeds))}) of "
             "each seed's BD-rate (test seed s against anchor seed s, all images, pchip, operational points). The 95% "
             "interval accounts for seed-to-seed and image-to-image variation; a question is resolved when it excludes "
-            f"0. Method: {method}. ablation_seeds.csv has every number.", "",
-            markdown_table(shown, "{:.2f}"), ""]
+            f"0. Method: {method}. These are the same numbers, intervals and verdicts as in the per-metric tables, the "
+            "charts and the paper's questions below (one computation per question). ablation_seeds.csv has every number.",
+            "", markdown_table(shown, "{:.2f}"), ""]
 
 
 def _page(config: AblationConfig, sections, questions, facts, per_cell, command: str, notes=(), timing=(),
-          seed_answers=None, seeds=(), learning_steps=None) -> str:
+          seed_answers=None, seeds=(), learning_steps=None, dominated=()) -> str:
     """ablation.md: the scale of the run first, then each metric's table and plots, the questions, the columns."""
     t = config.training
     steps = sorted({v["steps"] for v in facts.values()})
     replicated = seed_answers is not None
     lines = [
-        f"# Ablation `{config.name}`",
+        f"# Ablation {md_code(config.name)}",
         "",
-        f"Command: `{command}`",
+        f"Command: {md_code(command)}",
         "",
         "## Scale (read this first)",
         "",
@@ -366,21 +394,26 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
         + ("(one variable-rate model per cell: gain units, one lambda drawn per step)." if config.rate_mode == "gain-units"
            else "(one model per lambda)."),
         f"- Training: {', '.join(str(s) for s in steps)} steps of batch {t.batch}, {t.crop}x{t.crop} crops, Adam lr {t.lr:g}, "
-        f"metric {t.metric}, images downscaled by {t.downscale}, from `{t.data}`"
+        f"metric {t.metric}, images downscaled by {t.downscale}, from {md_code(t.data)}"
         + (f", {t.holdout} of them held out" if t.holdout else "") + f"; {t.precision}"
         + (" autocast (entropy models in float32)" if t.precision == "bf16" else "")
         + (", channels_last" if t.channels_last else "") + ".",
         *([f"- Seeds: each cell trained {len(seeds)} times (seeds {', '.join(map(str, seeds))}); curves and BD-rates "
            "versus BPG are on the mean over seeds, questions and BD-rates between cells carry a 95% interval."]
           if replicated else []),
-        f"- Evaluation: {config.dataset}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
+        f"- Evaluation: {md_escape(config.dataset)}, {int(per_cell['images'].max()) if len(per_cell) else 0} images, real bitstreams "
         "(bpp counts every byte). Times are per image on this machine, one worker thread each.",
-        *(f"- Left out: {note}" for note in notes),
+        *(f"- Left out: {md_escape(note)}" for note in notes),
         *(f"- Timing: {note}" for note in timing),
+        *(f"- Dominated rate points: {md_escape(note)}" for note in dominated),
         "",
     ]
-    for metric, result, bpg_source in sections:
-        lines += [f"## {metric}", "", markdown_table(result, "{:.2f}"), "",
+    for metric, used, result, bpg_source in sections:
+        lines += [f"## {metric}", "",
+                  f"Every BD-rate, interval and verdict of this section, its charts and the questions is on `{used}` "
+                  f"({convention(used)})" + (f", the published curves' only convention of {metric}" if used != metric
+                                             else "") + ".", "",
+                  markdown_table(result, "{:.2f}"), "",
                   f"![RD curves](rd_{metric}.png)", "", f"![RD curves, cells only](rd_{metric}_cells.png)", "", f"![BD-rate vs {config.reference}](bd_{metric}.png)", ""]
         if replicated:
             lines += [f"![Gain against decoder cost](tradeoff_{metric}.png)", ""]
@@ -402,12 +435,14 @@ def _page(config: AblationConfig, sections, questions, facts, per_cell, command:
                   "'paper' is the same pair computed from the points published in the papers (PSNR only), 'CompressAI zoo' "
                   "from CompressAI's MSE-trained models of the same pair (real bitstreams), where shipped: "
                   "full-scale training, so a direction and size to compare with, not a target for a small run. "
-                  "On MS-SSIM (dB) both are computed on the dB of the mean MS-SSIM (the published curves' only "
-                  "convention). The CSV (ablation_questions.csv) also says why a number is missing.", "",
+                  "Conventions: the `psnr_rgb` columns are on the mean of per-image PSNR-RGB; every `ms_ssim_db` "
+                  "column (ours, its interval and verdict, paper, zoo) is on `ms_ssim_db_of_mean`, the dB of the "
+                  "mean MS-SSIM (the published curves' only convention), as in the rest of this page. The CSV "
+                  "(ablation_questions.csv) also says why a number is missing.", "",
                   markdown_table(shown, "{:.2f}"), ""]
     lines += [
         "Columns: BD-rate (pchip, mean curves over images; negative = fewer bits at equal quality) versus the "
-        f"reference cell `{config.reference}` and versus BPG ({sections[0][2] if sections else ''}); "
+        f"reference cell {md_code(config.reference)} and versus BPG ({sections[0][3] if sections else ''}); "
         "real/estimated bpp: how much larger the real bitstream is than the model's own -log2 likelihood estimate; "
         "params: trainable parameters; enc/dec: mean seconds per image; dominated points left out: rate points "
         "that cost more bits than a cheaper point of the same cell for no better quality (off the operational RD "

@@ -27,6 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# numpy >= 2.0 has it in numpy.exceptions only; numpy 1.26 (what compressai 1.2.8 requires) at the top
+# level only. Both are supported (pyproject.toml).
+RankWarning = getattr(np.exceptions, "RankWarning", None) or getattr(np, "RankWarning")
+
 METHODS = ("cubic", "pchip", "akima")
 MIN_POINTS = 4
 LOW_OVERLAP = 0.75  # below this fraction of the union, a warning says the number is fragile
@@ -121,10 +125,10 @@ def bd(anchor_rate, anchor_dist, test_rate, test_dist, kind: str = "rate", metho
                       "describes a small part of the curves", LowOverlapWarning, stacklevel=2)
     try:  # curves at the edges of float64 (1e300 rates, 1e-13 quality steps) overflow or fit nothing
         with np.errstate(over="raise", invalid="raise", divide="raise"), warnings.catch_warnings():
-            warnings.simplefilter("error", np.exceptions.RankWarning)
+            warnings.simplefilter("error", RankWarning)
             mean_diff = (_integral(xt, yt, method, lo, hi) - _integral(xa, ya, method, lo, hi)) / (hi - lo)
             value = 100.0 * (math.pow(10.0, mean_diff) - 1.0) if kind == "rate" else mean_diff
-    except (FloatingPointError, OverflowError, ZeroDivisionError, np.linalg.LinAlgError, np.exceptions.RankWarning) as exc:
+    except (FloatingPointError, OverflowError, ZeroDivisionError, np.linalg.LinAlgError, RankWarning) as exc:
         raise BDError(f"BD cannot be computed in float64 from these curves ({type(exc).__name__}: {exc})") from None
     if not math.isfinite(value):
         raise BDError(f"BD of these curves is {value} (the values are beyond float64's range)")

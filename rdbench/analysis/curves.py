@@ -62,28 +62,34 @@ def describe_curve(curve: pd.DataFrame) -> str:
     return describe_set(first["dataset"], first["image_set_size"], first["image_set"])
 
 
-def select_versions(rows: pd.DataFrame, versions: str = "newest") -> tuple[pd.DataFrame, list[str]]:
-    """The rows to analyse and a note per (dataset, codec) whose older versions were left out.
+def select_versions(rows: pd.DataFrame, versions: str = "newest", by: tuple[str, ...] = ()) -> tuple[pd.DataFrame, list[str]]:
+    """The rows to analyse and a note per (dataset, codec, *by) whose older versions were left out.
 
-    versions="newest": per dataset and codec spec, only the rows of the version measured last (the
-    latest `finished_at` among its rows); "all": every row (each version is its own curve)."""
+    versions="newest": per dataset and codec spec (and each value of the columns in `by`, e.g. an
+    ablation's seed), only the rows of the version measured last (the latest `finished_at` among its
+    rows); "all": every row (each version is its own curve). Identity is carried in columns, never
+    joined into one string."""
     if versions not in VERSION_CHOICES:
         raise ValueError(f"versions {versions!r}: expected one of {', '.join(VERSION_CHOICES)}")
     if versions == "all" or rows.empty:
         return rows, []
     when = rows["finished_at"].fillna("").astype(str) if "finished_at" in rows else pd.Series("", index=rows.index)
-    ident = rows[["dataset", "codec", "codec_version"]].fillna("").astype(str)
-    last = when.groupby([ident["dataset"], ident["codec"], ident["codec_version"]]).max()
+    keys = ["dataset", "codec", *by]
+    ident = rows[[*keys, "codec_version"]].fillna("").astype(str)
+    last = when.groupby([ident[k] for k in [*keys, "codec_version"]]).max()
     keep, notes = [], []
-    for (dataset, codec), by_version in last.groupby(level=[0, 1]):
-        newest = by_version.droplevel([0, 1]).sort_values(kind="stable").index[-1]
-        keep.append((dataset, codec, newest))
-        for old in by_version.droplevel([0, 1]).index:
+    for group, by_version in last.groupby(level=list(range(len(keys)))):
+        versions_of = by_version.droplevel(list(range(len(keys))))
+        newest = versions_of.sort_values(kind="stable").index[-1]
+        keep.append((*group, newest))
+        dataset, codec, *extra = group
+        where = "".join(f", {k} {v}" for k, v in zip(by, extra))
+        for old in versions_of.index:
             if old == newest:
                 continue
-            n = int(((ident["dataset"] == dataset) & (ident["codec"] == codec) & (ident["codec_version"] == old)).sum())
-            notes.append(f"{codec} on {dataset}: shown is version '{newest}' (measured last); {n} rows of version "
-                         f"'{old}' are left out (--versions all shows each version as its own curve)")
+            n = int(((ident[keys] == pd.Series(group, index=keys)).all(axis=1) & (ident["codec_version"] == old)).sum())
+            notes.append(f"{codec}{where} on {dataset}: shown is version '{newest}' (measured last); {n} rows of "
+                         f"version '{old}' are left out (--versions all shows each version as its own curve)")
     kept = pd.MultiIndex.from_frame(ident).isin(keep)
     return rows[kept], notes
 
@@ -221,8 +227,11 @@ def relabel(table: pd.DataFrame) -> pd.DataFrame:
     if table.empty:
         table["label"] = pd.Series(dtype=str)
         return table
-    ident = table[list(CURVE_IDENTITY)].astype(str).agg("\x00".join, axis=1)
+    # one integer per curve identity, from the identity columns themselves (never a joined string)
+    ident = table.groupby(list(CURVE_IDENTITY), sort=False, dropna=False).ngroup()
     label = table["codec"].astype(str)
+    if "user_label" in table:  # a user's label (analysis/styles.apply_labels) replaces the spec
+        label = table["user_label"].astype(object).where(table["user_label"].notna(), label).astype(str)
 
     def ambiguous(lab: pd.Series) -> pd.Series:
         return pd.DataFrame({"d": table["dataset"], "l": lab, "i": ident}).groupby(["d", "l"])["i"].transform("nunique") > 1

@@ -10,9 +10,11 @@ ids, no dates).
 from __future__ import annotations
 
 import html
+import re
 
 import pandas as pd
 
+from rdbench.analysis import styles
 from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
 
@@ -42,53 +44,78 @@ table.bd th { cursor: pointer; background: #f2f2f2; }
 table.bd th[data-order="up"]::after { content: " \\25B2"; }
 table.bd th[data-order="down"]::after { content: " \\25BC"; }
 table.bd td:first-child { text-align: left; }
+p.warning { color: #8a4b00; background: #fff4e0; padding: 0.3em 0.6em; }
 </style>"""
 
 
-def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str):
+def _text(value) -> str:
+    """An outside string (codec, version, dataset, image name) for plotly, which renders names,
+    titles, button labels and hover text as HTML-like markup (<a href>, <b>, ...): escaped, so it
+    shows as written and never becomes a link or markup."""
+    return html.escape(str(value))
+
+
+def _rd_plot(curve_table: pd.DataFrame, metric: str, title: str, style_map: dict):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for _, curve in curve_groups(curve_table):
+    for index, (_, curve) in enumerate(curve_groups(curve_table)):
         curve = curve.sort_values("bpp").dropna(subset=[metric])
         if curve.empty:
             continue
-        published = curve["source"].iloc[0] != "measured"
-        custom = curve[["codec", "codec_version", "quality", "n_images"]].astype(str).to_numpy()
+        label = str(curve["label"].iloc[0])
+        style = style_map.get(label) or styles.curve_style(index, curve["source"].iloc[0] != "measured")
+        custom = [[_text(v) for v in row] for row in curve[["codec", "codec_version", "quality", "n_images"]].to_numpy()]
         fig.add_trace(go.Scatter(
-            x=curve["bpp"], y=curve[metric], mode="lines+markers", name=str(curve["label"].iloc[0]),
-            line={"dash": "dash" if published else "solid"}, customdata=custom,
+            x=curve["bpp"], y=curve[metric], mode="lines+markers", name=_text(styles.legend_text(label)),
+            **style.plotly(), customdata=custom,
             hovertemplate=("%{customdata[0]}<br>version %{customdata[1]}<br>quality %{customdata[2]}<br>"
                            f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<br>%{{customdata[3]}} images"
                            "<extra></extra>")))
-    fig.update_layout(title=title, xaxis_title=columns.label("bpp"), yaxis_title=columns.label(metric),
+    fig.update_layout(title=_text(title), xaxis_title=columns.label("bpp"), yaxis_title=columns.label(metric),
                       height=560, template="plotly_white", legend={"itemclick": "toggle"})
     return fig
 
 
-def _per_image_plot(rows: pd.DataFrame, metric: str, title: str):
-    """Every codec's curve on one image; the dropdown picks the image (first image shown)."""
+def _per_image_plot(rows: pd.DataFrame, metric: str, title: str, style_map: dict, labels: dict):
+    """Every codec's curve on one image; the dropdown picks the image (first image shown). Each codec
+    in the style of its curve in the report's other charts (labels: {codec spec: curve label}).
+
+    One trace per codec; each image's button carries that image's points and sets them on the
+    traces, so the page grows with the number of points (images x codecs x qualities), not with
+    images x traces as one visibility list per image would (3,000 images: 60 MB)."""
     import plotly.graph_objects as go
 
     ok = rows[rows["status"] == "ok"].dropna(subset=[metric])
     images = sorted(ok["image"].unique())
     codecs = list(dict.fromkeys(ok["codec"]))
-    fig = go.Figure()
-    owner = []  # the image of each trace, in order
-    for image in images:
+    fallback = {codec: styles.curve_style(i, False) for i, codec in enumerate(codecs)}
+    groups = dict(tuple(ok.sort_values("bpp", kind="stable").groupby(["image", "codec"], sort=False)))
+    empty = ok.iloc[:0]
+
+    def points(image: str) -> dict:
+        """The update of every trace (codec) for one image: x, y and hover data (empty where the
+        codec has no point on the image)."""
+        xs, ys, custom = [], [], []
         for codec in codecs:
-            points = ok[(ok["image"] == image) & (ok["codec"] == codec)].sort_values("bpp")
-            if points.empty:
-                continue
-            fig.add_trace(go.Scatter(
-                x=points["bpp"], y=points[metric], mode="lines+markers", name=codec, visible=image == images[0],
-                customdata=points[["quality"]].astype(str).to_numpy(),
-                hovertemplate=(f"{html.escape(image)}<br>{html.escape(codec)}<br>quality %{{customdata[0]}}<br>"
-                               f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
-            owner.append(image)
-    buttons = [{"label": image, "method": "update",
-                "args": [{"visible": [o == image for o in owner]}, {"title": f"{title}: {image}"}]} for image in images]
-    fig.update_layout(title=f"{title}: {images[0]}" if images else title, xaxis_title=columns.label("bpp"),
+            p = groups.get((image, codec), empty)
+            xs.append(p["bpp"].tolist())
+            ys.append(p[metric].tolist())
+            custom.append([[_text(q), _text(image)] for q in p["quality"].astype(str)])
+        return {"x": xs, "y": ys, "customdata": custom}
+
+    fig = go.Figure()
+    first = points(images[0]) if images else None
+    for n, codec in enumerate(codecs):
+        label = labels.get(codec, codec)
+        fig.add_trace(go.Scatter(
+            x=first["x"][n], y=first["y"][n], customdata=first["customdata"][n], mode="lines+markers",
+            name=_text(styles.legend_text(label)), **(style_map.get(label) or fallback[codec]).plotly(),
+            hovertemplate=(f"%{{customdata[1]}}<br>{_text(codec)}<br>quality %{{customdata[0]}}<br>"
+                           f"bpp %{{x:.4f}}<br>{columns.label(metric)} %{{y:.3f}}<extra></extra>")))
+    buttons = [{"label": _text(image), "method": "update",
+                "args": [points(image), {"title.text": _text(f"{title}: {image}")}]} for image in images]
+    fig.update_layout(title=_text(f"{title}: {images[0]}" if images else title), xaxis_title=columns.label("bpp"),
                       yaxis_title=columns.label(metric), height=520, template="plotly_white",
                       updatemenus=[{"buttons": buttons, "direction": "down", "x": 1.0, "xanchor": "right", "y": 1.15,
                                     "showactive": True}] if buttons else [])
@@ -107,24 +134,46 @@ def _table(table: pd.DataFrame, table_id: str) -> str:
     return f'<table class="bd" id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def html_report(sections: list[dict], heading: str) -> str:
+def _paragraphs(texts) -> str:
+    """Paragraphs of report text, its `code` spans (Markdown's backticks) as <code>."""
+    return "".join("<p>" + re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(t)) + "</p>" for t in texts if t)
+
+
+def html_report(sections: list[dict], heading: str, preface=(), appendix=(), style_map: dict | None = None) -> str:
     """The page: `sections` is a list of {"title", "curves" (curve table), "metric", "bd" (BD table,
-    shown columns only), "rows" (per-image rows of the dataset, or None), "row_metric" (the rows'
-    column for the per-image view)}, in order.
+    shown columns only), "about" (what the table compares: anchor, method, metric and its
+    convention), "warning" ('' or the low-overlap warning), "rows" (per-image rows of the
+    dataset, or None), "row_metric" (the rows' column for the per-image view)}, in order.
+    preface: paragraphs under the heading (how the report was made, its datasets and rules);
+    appendix: (title, table, text) sections after them (coding speed, failed items, the runs);
+    style_map: {label: styles.Style} for every chart (one per report: a codec keeps its look).
 
     plotly.js is written once, inline, in the first figure, so the page works offline."""
-    parts, first = [], True
+    style_map = style_map if style_map is not None else {}
+    parts, first = [_paragraphs(preface)], True
     for n, section in enumerate(sections):
         parts.append(f"<h2>{html.escape(section['title'])}</h2>")
-        figures = [("rd", _rd_plot(section["curves"], section["metric"], section["title"]))]
+        curves = section["curves"]
+        labels = dict(zip(curves["codec"].astype(str), curves["label"].astype(str)))
+        figures = [("rd", _rd_plot(curves, section["metric"], section["title"], style_map))]
         rows = section.get("rows")
         if rows is not None and len(rows) and section.get("row_metric") in rows:
-            figures.append(("image", _per_image_plot(rows, section["row_metric"], "per image")))
+            figures.append(("image", _per_image_plot(rows, section["row_metric"], "per image", style_map, labels)))
         for kind, fig in figures:
             parts.append(fig.to_html(full_html=False, include_plotlyjs=first, div_id=f"{kind}-{n}",
                                      config={"displaylogo": False}))
             first = False
-        parts.append(f"<h3>BD table (click a heading to sort)</h3>{_table(section['bd'], f'bd-{n}')}")
+        about = section.get("about") or ""
+        warning = section.get("warning") or ""
+        parts.append(f"<h3>{html.escape(section.get('bd_title') or 'BD table')} (click a heading to sort)</h3>"
+                     + _paragraphs([about])
+                     + (f'<p class="warning">Warning: {html.escape(warning)}</p>' if warning else "")
+                     + _table(section["bd"], f"bd-{n}"))
+    for n, (title, table, text) in enumerate(appendix):
+        if table is not None and len(table):  # Markdown's code spans are text here
+            table = table.map(lambda v: v.strip("`") if isinstance(v, str) else v)
+        parts.append(f"<h2>{html.escape(title)}</h2>" + _paragraphs([text])
+                     + (_table(table, f"extra-{n}") if table is not None and len(table) else ""))
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(heading) + "</title>"
             + _STYLE + "</head><body><h1>" + html.escape(heading) + "</h1>\n" + "\n".join(parts) + "\n"
             + _SORT_SCRIPT + "</body></html>\n")

@@ -5,6 +5,8 @@ Pure functions of the per-image result rows (bench/columns.py names every column
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from rdbench.bench.columns import SPEED_COLUMNS, label
@@ -45,3 +47,40 @@ def failed_items(rows: pd.DataFrame) -> pd.DataFrame:
 def headings(table: pd.DataFrame) -> pd.DataFrame:
     """The table with each column renamed to its label (for Markdown)."""
     return table.rename(columns={c: label(c) for c in table.columns})
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<_io.BytesIO object at 0x7f...>": one reason, not one per item
+SHOWN_IMAGES = 3  # images named per reason
+
+
+def _reason(error: str, image: str) -> str:
+    """An item's error without what makes it this item's: the leading path of its image, addresses."""
+    text = _ADDRESS.sub("", str(error))
+    head, sep, rest = text.partition(": ")
+    if sep and image and (head == image or head.endswith(("/" + image, "\\" + image))):
+        text = rest
+    return text.strip()
+
+
+def failure_reasons(rows: pd.DataFrame) -> pd.DataFrame:
+    """The failed items grouped by reason, most frequent first: reason, items, images (how many),
+    codecs, and a few of the images by name. One line per way of failing, for the end of a run and
+    the report, instead of one line per item."""
+    columns = ["reason", "items", "images", "codecs", "examples"]
+    failed = rows.loc[rows["status"] != "ok"] if len(rows) else rows
+    if not len(failed):
+        return pd.DataFrame(columns=columns)
+    failed = failed.assign(reason=[_reason(e, i) for e, i in zip(failed["error"].fillna(""), failed["image"].astype(str))])
+    out = []
+    for reason, group in failed.groupby("reason", sort=False):
+        images = list(dict.fromkeys(group["image"].astype(str)))
+        out.append({"reason": reason, "items": len(group), "images": len(images),
+                    "codecs": ", ".join(dict.fromkeys(group["codec"].astype(str))),
+                    "examples": ", ".join(images[:SHOWN_IMAGES]) + (", ..." if len(images) > SHOWN_IMAGES else "")})
+    return pd.DataFrame(out, columns=columns).sort_values("items", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def failure_lines(rows: pd.DataFrame) -> list[str]:
+    """failure_reasons as terminal lines: '6 x 16-bit PNG; ... (3 images: a.png, b.png, c.png; jpeg)'."""
+    return [f"  {r.items} x {r.reason} ({r.images} image{'s' if r.images != 1 else ''}: {r.examples}; {r.codecs})"
+            for r in failure_reasons(rows).itertuples(index=False)]

@@ -2,30 +2,45 @@
 
 Figures are built with matplotlib.figure.Figure, not pyplot, so they need no display and leave
 no global state behind.
+
+Every text rdbench puts into a figure (titles, labels, legend entries, tick labels from codec or
+dataset names) is plain text: matplotlib's formula parser is off (PLAIN_TEXT) while a figure is
+built and while analysis/report.py saves it, so a `$` in a name is a dollar sign, never a formula
+that stops the report. Axis numbers are formatted without formulas as well.
 """
 
 from __future__ import annotations
 
+import functools
+
+import matplotlib
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rdbench.analysis import styles
 from rdbench.analysis.curves import curve_groups
 from rdbench.bench import columns
 
 
-# Curve styles: colour x marker x line style. tab10 has 10 colours and MARKERS 8 markers, so the
-# (colour, marker) pairs of the first 40 curves are all distinct (lcm(10, 8) = 40); the line style
-# changes every 10 curves as well, and published curves are dashed.
-COLOURS = tuple(f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive",
-                                     "cyan"))
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-LINE_STYLES = ("-", "-.", ":")
+# matplotlib settings under which rdbench builds and saves figures: no formula parsing of text.
+PLAIN_TEXT = {"text.parse_math": False}
+
+
+def _plain_text(build):
+    """Build the figure with matplotlib's formula parser off for every text created (PLAIN_TEXT)."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(PLAIN_TEXT):
+            return build(*args, **kwargs)
+
+    return wrapper
 
 
 def curve_style(index: int, published: bool) -> dict:
-    """The matplotlib style of the index-th curve of a figure: distinct for every index below 40."""
-    return {"color": COLOURS[index % len(COLOURS)], "marker": MARKERS[index % len(MARKERS)],
-            "linestyle": "--" if published else LINE_STYLES[index // len(COLOURS) % len(LINE_STYLES)]}
+    """The matplotlib style of the index-th curve of a figure: distinct for every index below 40
+    (analysis/styles.py; a report passes one style map to all its charts instead)."""
+    return styles.curve_style(index, published).matplotlib()
 
 
 def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
@@ -35,14 +50,18 @@ def _default_title(curve_table: pd.DataFrame, metric: str) -> str:
     return f"{', '.join(datasets)}: {columns.title(metric)} vs bpp" if datasets else ""
 
 
+@_plain_text
 def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = "", codecs=None,
-              log_rate: bool = False, xlim=None, ylim=None) -> Figure:
+              log_rate: bool = False, xlim=None, ylim=None, style_map: dict | None = None) -> Figure:
     """Quality versus bpp, one line per curve identity (its label in the legend); each curve its own
     colour x marker x line style (`curve_style`), published and file curves dashed. Curves without
     values of `metric` are left out. A curve with the same points as an earlier one is drawn over
     it with hollow, larger markers and "(same points as ...)" in its legend entry, so that both stay
     visible. `codecs`: only curves whose codec or label is listed; `log_rate`: a log bpp axis;
-    `xlim` / `ylim`: (lo, hi) axis limits (None: automatic); `title`: default names the dataset."""
+    `xlim` / `ylim`: (lo, hi) axis limits (None: automatic); `title`: default names the dataset;
+    `style_map`: {label: styles.Style}, one for every chart of a report (default: a map of this
+    table's curves). Legends show styles.legend_text(label): paths cut to their last two parts."""
+    style_map = style_map or styles.style_map(curve_table)
     fig = Figure(figsize=(7, 5), layout="constrained")
     ax = fig.subplots()
     drawn: list[tuple[str, pd.DataFrame]] = []
@@ -54,7 +73,8 @@ def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = 
             continue
         points = curve[["bpp", metric]].dropna().round(9).reset_index(drop=True)
         twin = next((name for name, other in drawn if other.equals(points)), None)
-        style = curve_style(index, curve["source"].iloc[0] != "measured")
+        style = (style_map.get(label) or styles.curve_style(index, curve["source"].iloc[0] != "measured")).matplotlib()
+        label = styles.legend_text(label)
         if twin is not None:
             label += f" (same points as {twin})"
             style.update(markersize=9, markerfacecolor="none", markeredgewidth=1.3, linewidth=0.9)
@@ -63,7 +83,12 @@ def rd_figure(curve_table: pd.DataFrame, metric: str = "psnr_rgb", title: str = 
         drawn.append((label, points))
         index += 1
     if log_rate:
+        from matplotlib.ticker import LogFormatter
+
         ax.set_xscale("log")
+        # log axes label their ticks with formulas (10^x) by default: plain numbers instead
+        ax.xaxis.set_major_formatter(LogFormatter())
+        ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     if xlim:
         ax.set_xlim(*xlim)
     if ylim:
@@ -83,7 +108,7 @@ def _wrapped(text: str, width: int = 70) -> str:
     """A title folded onto lines of at most `width` characters, so that it never runs off the figure."""
     import textwrap
 
-    return "\n".join(textwrap.wrap(text, width)) if text else ""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) if text else ""  # never "MS-" + newline + "SSIM"
 
 
 def _figure_title(fig: Figure, title: str) -> None:
@@ -93,6 +118,7 @@ def _figure_title(fig: Figure, title: str) -> None:
         fig.suptitle(_wrapped(title, 80), fontsize=11)
 
 
+@_plain_text
 def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     """BD-rate of each codec versus the anchor (negative is better), with intervals where known.
 
@@ -130,7 +156,7 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
         lo_end, hi_end = table["ci95_lo"].fillna(table["bd_rate_pct"]).to_numpy(), table["ci95_hi"].fillna(
             table["bd_rate_pct"]).to_numpy()
     ax.barh(range(len(table)), values, xerr=errors, color=["tab:green" if v < 0 else "tab:red" for v in values])
-    ax.set_yticks(range(len(table)), labels)
+    ax.set_yticks(range(len(table)), [styles.legend_text(lab) for lab in labels])
     for y, value in enumerate(values):
         end = hi_end[y] if value >= 0 else lo_end[y]
         ax.annotate(f"{value:+.1f}%", (end, y), xytext=(4 if value >= 0 else -4, 0), textcoords="offset points",
@@ -145,6 +171,7 @@ def bd_bar_figure(table: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
+@_plain_text
 def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     """The spread of per-image BD-rates: one box per codec, every image as a dot."""
     data = per_image.dropna(subset=["bd_rate_pct"])
@@ -159,7 +186,7 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
         _figure_title(fig, title)
         return fig
     values = [data.loc[data.codec == c, "bd_rate_pct"].to_numpy() for c in codecs]
-    ax.boxplot(values, orientation="horizontal", tick_labels=codecs, showfliers=False)
+    ax.boxplot(values, orientation="horizontal", tick_labels=[styles.legend_text(c) for c in codecs], showfliers=False)
     for i, v in enumerate(values, start=1):
         ax.scatter(v, [i] * len(v), s=8, alpha=0.6, color="tab:blue")
     ax.axvline(0, color="black", linewidth=0.8)
@@ -168,7 +195,8 @@ def per_image_figure(per_image: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
-def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "") -> Figure:
+@_plain_text
+def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "", style_map: dict | None = None) -> Figure:
     """Learning curves of an ablation. Left: each question's BD-rate (mean over seeds, band from the
     lowest to the highest seed) against training steps; right: each cell's held-out RD loss (mean
     over rates and seeds) against steps. bd_steps: question, step, bd_rate_mean, bd_rate_min,
@@ -188,7 +216,8 @@ def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "
         left.legend(fontsize=7)
     for index, (cell, g) in enumerate(losses.groupby("cell", sort=False)):
         g = g.sort_values("step")
-        right.plot(g["step"], g["loss"], label=cell, markersize=4, linewidth=1.2, **curve_style(index, False))
+        style = (style_map or {}).get(cell) or styles.curve_style(index, False)  # the cell's look in the RD charts
+        right.plot(g["step"], g["loss"], label=cell, markersize=4, linewidth=1.2, **style.matplotlib())
     right.set_xlabel("training steps")
     right.set_ylabel("held-out RD loss (lambda * 255^2 MSE + bpp),\nmean over rates and seeds")
     right.grid(True, alpha=0.3)
@@ -198,7 +227,8 @@ def learning_figure(bd_steps: pd.DataFrame, losses: pd.DataFrame, title: str = "
     return fig
 
 
-def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "") -> Figure:
+@_plain_text
+def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "", style_map: dict | None = None) -> Figure:
     """Gain against cost, one point per cell: BD-rate versus `anchor` (mean over seeds, 95% interval
     as error bars) against decoder kMAC per pixel (left) and decode seconds per image (right).
     table: cell, bd_rate_mean, bd_rate_ci_low, bd_rate_ci_high, dec_kmac_px, dec_s."""
@@ -213,7 +243,7 @@ def tradeoff_figure(table: pd.DataFrame, anchor: str, title: str = "") -> Figure
                 continue
             lo, hi = row.bd_rate_ci_low, row.bd_rate_ci_high
             err = [[y - lo], [hi - y]] if not (pd.isna(lo) or pd.isna(hi)) else None
-            style = curve_style(index, False)
+            style = ((style_map or {}).get(row.cell) or styles.curve_style(index, False)).matplotlib()
             ax.errorbar([x], [y], yerr=err, fmt=style["marker"], color=style["color"], capsize=3, label=row.cell)
             ax.annotate(row.cell, (x, y), xytext=(5, 3), textcoords="offset points", fontsize=7)
         ax.axhline(0, color="black", linewidth=0.8)

@@ -193,8 +193,25 @@ def anchor_if_unmeasured(curve_table: pd.DataFrame, anchor: str) -> pd.DataFrame
     if len(datasets) and not missing:
         return None
     if len(missing) == len(datasets):
-        return published(anchor)
+        try:
+            return published(anchor)
+        except ValueError as exc:
+            raise ValueError(_unknown_anchor(curve_table, anchor, exc)) from None
     try:
         return published(anchor)
     except ValueError:
         return None
+
+
+def _unknown_anchor(curve_table: pd.DataFrame, anchor: str, exc: ValueError) -> str:
+    """An anchor that is neither measured nor published: the measured curves first, with a did-you-mean
+    (`jpg` -> the measured `jpeg`), then the published names."""
+    import difflib
+
+    measured = curve_table[~curve_table["source"].astype(str).str.startswith("published")]
+    names = list(dict.fromkeys([*measured["label"].astype(str), *measured["codec"].astype(str),
+                                *measured["codec"].astype(str).str.split(":").str[0]]))
+    close = difflib.get_close_matches(anchor, names, n=1, cutoff=0.6)
+    guess = f"did you mean the measured {close[0]!r}? " if close else ""
+    return (f"--anchor {anchor!r}: not measured here and not a published curve; {guess}"
+            f"measured: {', '.join(dict.fromkeys(measured['label'].astype(str))) or 'none'}; {exc}")

@@ -14,20 +14,30 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from rdbench.analysis.document import Document
+from rdbench.analysis.document import Document, spreadsheet_safe
+from rdbench.conventions import atomic_path, write_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def write_csv(table: pd.DataFrame, path: str | Path) -> Path:
-    """A table as CSV, without the index."""
-    table.to_csv(path, index=False)
+def write_csv(table: pd.DataFrame, path: str | Path, exact: bool = False) -> Path:
+    """A table as CSV, without the index, written through a temporary name (atomic_path).
+
+    A CSV is for people to open in a spreadsheet: a text cell that begins with =, +, -, @ (or a tab
+    or carriage return) would be read as a formula there, so it gets a leading apostrophe
+    (`spreadsheet_safe`); numbers are written as numbers. `exact=True` writes every cell verbatim
+    (results.csv, which the store writes, is always exact)."""
+    if not exact:
+        table = spreadsheet_safe(table)
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
     return Path(path)
 
 
 def write_text(text: str, path: str | Path) -> Path:
-    Path(path).write_text(text)
+    """Text (UTF-8) through a temporary name and a rename: a kill never leaves a half file."""
+    write_atomic(path, text)
     return Path(path)
 
 
@@ -41,10 +51,12 @@ def write_figure(figure: Figure, path: str | Path, dpi: int = 130) -> Path:
     bytes on every run (no date in SVG or PDF metadata, a fixed salt for SVG's element ids)."""
     import matplotlib
 
+    from rdbench.analysis.plots import PLAIN_TEXT
+
     fmt = Path(path).suffix.lstrip(".").lower()
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
-    with matplotlib.rc_context({"svg.hashsalt": "rdbench"}):
-        figure.savefig(path, dpi=dpi, metadata=metadata)
+    with matplotlib.rc_context({"svg.hashsalt": "rdbench", **PLAIN_TEXT}), atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=dpi, metadata=metadata, format=fmt)
     return Path(path)
 
 

@@ -116,6 +116,17 @@ def _nan_result(test, anchor, metric, level, n_seeds, n_images, error, note="", 
                   tuple(per_seed), tuple(seeds), 0, 0, "", error, note)
 
 
+def interval_method(n_seeds: int, n_images: int, n_boot: int = 2000, level: float = 0.95) -> str:
+    """How `seed_bd` computes an answer and its interval, in words: the same whether or not a
+    question got a number (a page's "Method:" line never depends on some question succeeding)."""
+    spread = ("seeds and images" if n_seeds > 1
+              else "images only (1 seed): seed-to-seed variation not covered")
+    return (f"mean of per-seed BD-rate (pchip, operational points); {level:.0%} t interval over {spread}: "
+            f"variance = paired image-bootstrap variance ({n_boot} replicates, same images for both cells and "
+            f"every seed) + per-seed sample variance / n_seeds, Welch-Satterthwaite df "
+            f"({n_seeds} seeds x {n_images} images)")
+
+
 def seed_bd(rows: pd.DataFrame, test: str, anchor: str, metric: str, n_boot: int = 2000, level: float = 0.95,
             rng_seed: int = 0) -> SeedBD:
     """BD-rate of `test` vs `anchor` over matched seeds: mean, bootstrap interval, verdict (module docstring)."""
@@ -226,12 +237,7 @@ def seed_bd(rows: pd.DataFrame, test: str, anchor: str, metric: str, n_boot: int
         notes.append(f"sd from images {math.sqrt(image_var):.2f}, from seeds {math.sqrt(seed_var):.2f} (points); "
                      f"df {df:.1f}")
     resolved = not error and math.isfinite(ci_low) and (ci_low > 0 or ci_high < 0)
-    spread = ("seeds and images" if n_seeds > 1
-              else "images only (1 seed): seed-to-seed variation not covered")
-    method = (f"mean of per-seed BD-rate (pchip, operational points); {level:.0%} t interval over {spread}: "
-              f"variance = paired image-bootstrap variance ({n_boot} replicates, same images for both cells and "
-              f"every seed) + per-seed sample variance / n_seeds, Welch-Satterthwaite df "
-              f"({n_seeds} seeds x {n_images} images)")
+    method = interval_method(n_seeds, n_images, n_boot, level)
     return SeedBD(test, anchor, metric, mean, ci_low, ci_high, level, n_seeds, n_images, bool(resolved),
                   tuple(float(v) for v in per_seed), tuple(seeds), n_boot, int(n_failed), method, error,
                   "; ".join(notes))

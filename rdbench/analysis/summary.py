@@ -17,9 +17,10 @@ import pandas as pd
 from rdbench import __version__
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
-from rdbench.analysis.document import Document, markdown_table
-from rdbench.analysis.items import failed_items, headings, speed_table
+from rdbench.analysis.document import Document, low_overlap_warning, markdown_table, md_code, md_escape
+from rdbench.analysis.items import failed_items, failure_reasons, headings, speed_table
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
+from rdbench.analysis.styles import style_map
 from rdbench.analysis.tables import bd_table, convention, section_metric
 from rdbench.analysis.jpeg_ai import jpeg_ai_summary, summary_line
 from rdbench.bench.columns import HEADLINE_METRICS, REPORT_METRICS, title
@@ -40,7 +41,7 @@ def runs_table(runs: Sequence[dict]) -> pd.DataFrame:
     """One row per run (runs.jsonl entries, paths already made relative by the caller)."""
     return pd.DataFrame([{
         "finished at": r.get("finished_at", ""),
-        "command": f"`{_command(r.get('command', ''))}`",
+        "command": md_code(_command(r.get("command", ""))),
         "rdbench": r.get("rdbench_version", ""),
         "dataset": f"{r.get('dataset', '')} ({r.get('dataset_source', '')})",
         "measured": r.get("ok", ""),
@@ -74,7 +75,7 @@ def _image_sets(measured: pd.DataFrame, dataset: str) -> str:
     """'kodak (24 images, set 1a2b3c4d5e6f)': a dataset and the image sets of its measured curves."""
     sets = measured[measured["dataset"] == dataset].drop_duplicates("image_set")
     described = (describe_set(dataset, n, s).split(", ", 1)[1] for s, n in zip(sets["image_set"], sets["image_set_size"]))
-    return f"{dataset} ({'; '.join(described)})"
+    return f"{md_escape(dataset)} ({md_escape('; '.join(described))})"
 
 
 def _codecs_table(here: pd.DataFrame) -> pd.DataFrame:
@@ -129,11 +130,15 @@ def report_document(
     from rdbench.analysis.plots import bd_bar_figure, per_image_figure, rd_figure
 
     weighting = curve_table["weighting"].iloc[0] if len(curve_table) else "mean"
-    head = [f"# rdbench report\n\nMade {made_at} by rdbench {__version__} with `{_command(command)}`.",
+    comparing = (f"Every BD table compares against the anchor {md_code(anchor)} (measured if it was run, else its published "
+                 f"curve; each table names which), BD method {method}; MS-SSIM (dB) in the convention each table "
+                 "names (the dB of the mean MS-SSIM wherever a published curve is in the comparison).")
+    head = [f"# rdbench report\n\nMade {md_escape(made_at)} by rdbench {__version__} with {md_code(_command(command))}.",
+            comparing,
             "Datasets: " + "; ".join(_image_sets(measured, d) for d in datasets)
             + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "
             "compared with each other."]
-    rules = [*notes]
+    rules = [md_escape(n) for n in notes]
     if common_images:
         rules.append("--common-images: curves over different image sets are compared on the images both measured "
                      "(the `images` column of each BD table says which)")
@@ -144,17 +149,17 @@ def report_document(
         head.append("\n".join(f"- {r}" for r in rules))
     sections = ["\n\n".join(head)]
     if runs:
-        sections.append("## Runs that made these results\n\nEvery run logged in the inputs' runs.jsonl, oldest first "
-                        "(paths relative to the folder the report was made from).\n\n"
-                        + markdown_table(runs_table(runs), "{:.0f}"))
+        sections.append(f"## Runs that made these results\n\n{RUNS_TEXT}.\n\n" + markdown_table(runs_table(runs), "{:.0f}"))
 
     interactive = []  # the sections of report.html
+    appendix = []  # report.html's sections after the BD ones: speed, failures, runs
+    look = style_map(all_curves)  # one style per curve for every chart of the report
     for dataset in datasets:
         here = curve_table[curve_table["dataset"] == dataset]
         table = add_curves(here, references_for(references, here, allow_mismatched_reference))
         suffix = f"-{file_stem(dataset)}" if several else ""
-        heading = f"{dataset}: " if several else ""
-        sections.append((f"## {dataset}: curves" if several else f"## Curves on {dataset}") + "\n\n"
+        heading = f"{md_escape(dataset)}: " if several else ""
+        sections.append((f"## {md_escape(dataset)}: curves" if several else f"## Curves on {md_escape(dataset)}") + "\n\n"
                         + markdown_table(_codecs_table(table)))
         dataset_rows = rows[rows["dataset"] == dataset] if rows is not None else None
         bd_by_column = {}
@@ -166,17 +171,33 @@ def report_document(
                           common_images=common_images, allow_mismatched_reference=allow_mismatched_reference)
             doc.tables[f"bd-{metric}{suffix}.csv"] = bd
             bd_by_column[used if used != "ms_ssim_db_of_mean" else "ms_ssim_db"] = bd
-            anchor_label = f"{bd['anchor'].iloc[0]} ({bd['anchor_source'].iloc[0]})" if len(bd) else anchor
-            text = (f"## {heading}BD versus {anchor_label}: {name}\n\nMethod {method}, on mean curves, metric column "
-                    f"`{used}`. `bd_rate_pct`: rate change at equal {title(used)} (negative: fewer bits). `bd_metric`: "
-                    f"{title(used)} change at equal rate. `overlap`: share of the joint {title(used)} range both curves "
-                    "cover, over [`interval_lo`, `interval_hi`]. `images`: the images compared.\n\n"
-                    + (markdown_table(bd[BD_COLUMNS]) if len(bd) else "(no curve to compare)"))
-            doc.add_figure(f"rd-{metric}{suffix}", rd_figure(table, used, f"{dataset}: {title(used)} vs bpp"),
-                           ("png", "svg"), DPI)
+            anchor_plain = anchor
+            if len(bd):  # "BPG ... (published)" and its source "published: ..." say "published" once
+                named = str(bd["anchor"].iloc[0])
+                source = str(bd["anchor_source"].iloc[0])
+                named = named.removesuffix(" (published)") if source.startswith("published") else named
+                anchor_plain = f"{named} ({source})"
+
+            def about(label: str) -> str:
+                return (f"Anchor {label}. BD method {method}, on mean curves, metric column `{used}` "
+                        f"({convention(used, weighting)}). `bd_rate_pct`: rate change at equal {title(used)} (negative: "
+                        f"fewer bits). `bd_metric`: {title(used)} change at equal rate. `overlap`: share of the joint "
+                        f"{title(used)} range both curves cover, over [`interval_lo`, `interval_hi`]. `images`: the "
+                        "images compared.")
+
+            # report.md gets outside names escaped for Markdown; report.html escapes them for HTML itself
+            anchor_label = md_escape(anchor_plain)
+            warning = low_overlap_warning(bd)
+            text = (f"## {heading}BD versus {anchor_label}: {name}\n\n{about(anchor_label)}\n\n"
+                    + (markdown_table(bd[BD_COLUMNS]) if len(bd) else "(no curve to compare)")
+                    + (f"\n\n**Warning:** {md_escape(warning)}." if warning else ""))
+            doc.add_figure(f"rd-{metric}{suffix}", rd_figure(table, used, f"{dataset}: {title(used)} vs bpp",
+                                                             style_map=look), ("png", "svg"), DPI)
             interactive.append({"title": f"{dataset}: {title(used)} vs bpp", "curves": table, "metric": used,
                                 "bd": bd[BD_COLUMNS] if len(bd) else pd.DataFrame(columns=BD_COLUMNS),
-                                "rows": dataset_rows, "row_metric": metric})
+                                "bd_title": f"{dataset + ': ' if several else ''}BD versus {anchor_plain}: {name}",
+                                "about": about(anchor_plain), "warning": warning, "rows": dataset_rows,
+                                "row_metric": metric})
             versus = bd["anchor"].iloc[0] if len(bd) else anchor
             bar = bd_bar_figure(bd, f"{dataset}: BD-rate ({title(used)}, {method}) vs {versus}")
             doc.add_figure(f"bd-{metric}{suffix}", bar, ("png",), DPI)
@@ -200,17 +221,32 @@ def report_document(
                             f"{summary_line(summary)}.\n\n" + (markdown_table(summary) if len(summary) else ""))
         if dataset_rows is not None:
             sections += _items_sections(doc, dataset_rows, heading, suffix)
+            speed = doc.tables[f"speed{suffix}.csv"]
+            appendix.append((f"{heading}Coding speed", headings(speed.drop(columns="dataset")), SPEED_TEXT))
+            reasons = failure_reasons(dataset_rows)
+            appendix.append((f"{heading}Failed items", reasons,
+                             f"{int(reasons['items'].sum())} items failed, by reason (failed{suffix}.csv lists each)"
+                             if len(reasons) else "None: every item was measured."))
+    if runs:
+        appendix.append(("Runs that made these results", runs_table(runs), RUNS_TEXT))
     sections.append(HOW)
     if interactive:
         from rdbench.analysis.html import PAGE, html_report
 
-        doc.pages[PAGE] = html_report(interactive, "rdbench report")
+        preface = [f"Made {made_at} by rdbench {__version__} with: {_command(command)}", *head[1:3], *rules]
+        doc.pages[PAGE] = html_report(interactive, "rdbench report", preface=preface, appendix=appendix,
+                                      style_map=look)
         sections.insert(1, f"Interactive version (RD curves with hover and zoom, sortable BD tables, a per-image "
                            f"view; self-contained, works offline): [{PAGE}]({PAGE}).")
     doc.text = "\n\n".join(sections) + "\n"
     return doc
 
 
+SPEED_TEXT = ("Per codec and version over its ok items: wall-clock seconds per image of the encode and decode calls "
+              "alone (see Timing in the README), and megapixels per second (pixels over summed seconds). Single-core "
+              "times, noisy on a busy machine: compare codecs of one run.")
+RUNS_TEXT = ("Every run logged in the inputs' runs.jsonl, oldest first (paths relative to the folder the report was "
+             "made from)")
 FAILED_SHOWN = 50  # failed items listed on the page; failed.csv holds every one
 
 
@@ -218,18 +254,16 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
     """The speed table and the failed items of one dataset's rows (their CSVs added to `doc`)."""
     speed = speed_table(rows)
     doc.tables[f"speed{suffix}.csv"] = speed
-    text = (f"## {heading}Coding speed\n\nPer codec and version over its ok items: wall-clock seconds per image of "
-            "the encode and decode calls alone (see Timing in the README), and megapixels per second (pixels over "
-            "summed seconds). Single-core times, noisy on a busy machine: compare codecs of one run.\n\n"
+    text = (f"## {heading}Coding speed\n\n{SPEED_TEXT}\n\n"
             + (markdown_table(headings(speed.drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
     failed = failed_items(rows)
     if len(failed):
         doc.tables[f"failed{suffix}.csv"] = failed
         shown = failed.head(FAILED_SHOWN).drop(columns="dataset")
-        more = f" (the first {FAILED_SHOWN}; `failed{suffix}.csv` lists all)" if len(failed) > FAILED_SHOWN else ""
+        more = f" (the first {FAILED_SHOWN}; {md_code(f'failed{suffix}.csv')} lists all)" if len(failed) > FAILED_SHOWN else ""
         failed_text = (f"## {heading}Failed items\n\n{len(failed)} items failed{more}; they are stored with their "
-                       "error, left out of the curves, and run again with `rdbench run --retry-failed`.\n\n"
-                       + markdown_table(headings(shown)))
+                       "error, left out of the curves, and run again with `rdbench run --retry-failed`. By reason:\n\n"
+                       + markdown_table(failure_reasons(rows)) + "\n\nEach item:\n\n" + markdown_table(headings(shown)))
     else:
         failed_text = f"## {heading}Failed items\n\nNone: every item was measured."
     return [text, failed_text]

@@ -31,6 +31,12 @@ Faults:
   same command run again measures only what is missing.
 - A worker without a codec binary: `measure` returns that item's error row, as locally.
 
+Security: Dask's messages are pickles, so whoever reaches the scheduler, or can write the
+scheduler file rdbench reads, runs code on every worker and in this client. `security` (a
+distributed.Security, from a cluster file's [security] table: `security_from`) makes every
+connection TLS with certificates; a scheduler file that other users can write, or that another
+user owns, is refused (`check_scheduler_file`). README's "Scaling out" gives the safe set-ups.
+
 Each worker process runs one item at a time (a lock here; start workers with `--nthreads 1`
 and `--nworkers N` for parallelism): `measure` keeps per-process codec caches, and timings of
 threads that share a core would be worth nothing.
@@ -102,6 +108,47 @@ def _is_scheduler_file(target: str) -> bool:
     return "://" not in target and (target.endswith(".json") or Path(target).is_file())
 
 
+def check_scheduler_file(path: str | Path) -> None:
+    """Refuse a scheduler file that someone else could have written: the address in it is where
+    this client sends and receives pickles (code). It must belong to this user and be writable by
+    no one else (chmod go-w)."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # not there (yet): Client waits for it and names it
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise ClusterError(f"{path}: the scheduler file belongs to another user (uid {st.st_uid}); whoever writes it "
+                           "chooses the scheduler this run trusts with code: use your own (README: Scaling out)")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ClusterError(f"{path}: the scheduler file is writable by other users (mode {stat.S_IMODE(st.st_mode):o});"
+                           f" whoever writes it chooses the scheduler this run trusts with code: chmod go-w {path}")
+
+
+# The keys of a cluster file's [security] table: distributed.Security's own arguments.
+SECURITY_KEYS = {"require_encryption", "tls_ca_file", "tls_ciphers", "tls_min_version", "tls_max_version",
+                 "tls_client_key", "tls_client_cert", "tls_scheduler_key", "tls_scheduler_cert",
+                 "tls_worker_key", "tls_worker_cert", "extra_conn_args"}
+
+
+def security_from(table: dict | None):
+    """A distributed.Security from a [security] table (None without one). Unknown keys are an
+    error, naming them; certificate files must exist."""
+    if not table:
+        return None
+    from distributed.security import Security
+
+    unknown = set(table) - SECURITY_KEYS
+    if unknown:
+        raise ValueError(f"unknown [security] keys: {', '.join(sorted(unknown))} (known: {', '.join(sorted(SECURITY_KEYS))})")
+    for key, value in table.items():
+        if key.startswith("tls_") and key.endswith(("_file", "_key", "_cert")) and not Path(value).is_file():
+            raise ValueError(f"[security] {key} = {value!r}: no such file")
+    return Security(**table)
+
+
 class DaskExecutor:
     """Jobs on a Dask cluster, given by one of:
 
@@ -110,12 +157,13 @@ class DaskExecutor:
     - neither: a LocalCluster of `n_workers` single-threaded worker processes.
 
     `resources` (e.g. {"GPU": 1}) is asked of every task (workers started with
-    `--resources GPU=1`). Use as a context manager, or call `close()`."""
+    `--resources GPU=1`). `security`: a distributed.Security for TLS connections (`security_from`);
+    a LocalCluster started here then uses TLS as well. Use as a context manager, or call `close()`."""
 
     def __init__(self, scheduler: str | None = None, *, cluster=None, n_workers: int | None = None,
                  batch_size: int | None = None, target_task_s: float = TARGET_TASK_S,
                  resources: dict | None = None, connect_timeout_s: float | None = None,
-                 wait_for_workers: int = 0):
+                 wait_for_workers: int = 0, security=None):
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -126,26 +174,35 @@ class DaskExecutor:
         connect_timeout_s = connect_timeout_s or CONNECT_TIMEOUT_S
         try:
             if scheduler and _is_scheduler_file(scheduler):
+                check_scheduler_file(scheduler)
                 self.address = scheduler
-                self.client = Client(scheduler_file=scheduler, timeout=connect_timeout_s)
+                self.client = Client(scheduler_file=scheduler, timeout=connect_timeout_s, security=security)
             elif scheduler:
                 self.address = scheduler
-                self.client = Client(scheduler, timeout=connect_timeout_s)
+                self.client = Client(scheduler, timeout=connect_timeout_s, security=security)
             else:
                 if cluster is None:
                     from rdbench.conventions import usable_cores
 
+                    tls = {"protocol": "tls://", "security": security} if security else {}
                     cluster = LocalCluster(n_workers=n_workers or usable_cores(), threads_per_worker=1,
-                                           processes=True, dashboard_address=None)
+                                           processes=True, dashboard_address=None, host="127.0.0.1", **tls)
                     self.kind = "local"
                 else:
                     self.kind = type(cluster).__name__
                 self._own_cluster = cluster
                 self.address = cluster.scheduler_address
-                self.client = Client(cluster, timeout=connect_timeout_s)
+                self.client = Client(cluster, timeout=connect_timeout_s,
+                                     security=security or getattr(cluster, "security", None))
         except (OSError, TimeoutError) as exc:
             self._close_cluster()
             raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler or 'a new cluster'}: {exc}") from exc
+        except TypeError as exc:  # distributed's words for a tls:// address without certificates
+            if "TLS" not in str(exc):
+                raise
+            self._close_cluster()
+            raise ClusterError(f"the Dask scheduler at {scheduler} speaks TLS: give its certificates in a [security] "
+                               "table of --cluster-config FILE (README: Scaling out)") from None
         self.address = self.client.scheduler.address or self.address
         self.workers_seen: set[str] = set()
         self.tasks = 0
@@ -293,28 +350,52 @@ class DaskExecutor:
             raise ClusterError(f"{missing} jobs were not returned by the Dask cluster at {self.address}")
 
 
-def load_cluster_config(path: str | Path) -> dict:
-    """The [slurm] table of a cluster configuration file (see rdbench/_cluster_examples/slurm.toml)."""
+def read_cluster_file(path: str | Path) -> dict:
+    """A cluster configuration file's tables ([slurm], [security]; see
+    rdbench/_cluster_examples/slurm.toml), checked for tables rdbench does not know."""
     path = Path(path)
     try:
         config = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"cannot read cluster configuration {path}: {exc}") from exc
+    unknown = set(config) - {"slurm", "security"}
+    if unknown:
+        raise ValueError(f"{path}: unknown tables {', '.join(sorted(unknown))} (known: slurm, security)")
+    if "security" in config:  # certificate files named relative to the configuration file
+        config["security"] = {k: str((path.parent / v).resolve()) if k.startswith("tls_") and isinstance(v, str)
+                              and k not in ("tls_ciphers", "tls_min_version", "tls_max_version") else v
+                              for k, v in config["security"].items()}
+    return config
+
+
+def load_cluster_config(path: str | Path) -> dict:
+    """The [slurm] table of a cluster configuration file, with its [security] table (if any) under
+    the key `security` (see rdbench/_cluster_examples/slurm.toml)."""
+    config = read_cluster_file(path)
     if "slurm" not in config:
         raise ValueError(f"{path}: no [slurm] table (see rdbench/_cluster_examples/slurm.toml)")
-    return config["slurm"]
+    slurm = dict(config["slurm"])
+    if "security" in config:
+        slurm["security"] = config["security"]
+    return slurm
 
 
+# SLURMCluster's arguments rdbench passes through ([slurm] table); `security` is the [security]
+# table (TLS certificates), `scheduler_options` a table of the scheduler's own (e.g.
+# {interface = "ib0", port = 8786}), `protocol` "tls://" with security.
 SLURM_KEYS = {"queue", "account", "walltime", "cores", "processes", "memory", "job_extra_directives",
               "job_script_prologue", "python", "local_directory", "log_directory", "interface",
-              "worker_extra_args", "job_name", "death_timeout"}
+              "worker_extra_args", "job_name", "death_timeout", "security", "scheduler_options", "protocol",
+              "shared_temp_directory"}
 
 
 def slurm_cluster(config: dict):
     """A dask-jobqueue SLURMCluster from a [slurm] table, scaled to its `jobs` (default 1).
 
     `gpus = N` adds `--gres=gpu:N` to each job and starts its workers with resources GPU=N
-    (split over the job's worker processes). Unknown keys are an error, naming them."""
+    (split over the job's worker processes). `security` (the [security] table) makes the
+    scheduler, workers and client speak TLS with those certificates (protocol tls:// unless
+    given). Unknown keys are an error, naming them."""
     from dask_jobqueue import SLURMCluster
 
     config = dict(config)
@@ -327,6 +408,9 @@ def slurm_cluster(config: dict):
     config.setdefault("cores", 1)
     config.setdefault("memory", "4GB")
     config.setdefault("processes", config["cores"])  # one single-threaded worker per core
+    if config.get("security") is not None and not hasattr(config["security"], "get_connection_args"):
+        config["security"] = security_from(config["security"])
+        config.setdefault("protocol", "tls://")
     extra_args = list(config.pop("worker_extra_args", []))
     directives = list(config.pop("job_extra_directives", []))
     if gpus:

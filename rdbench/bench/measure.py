@@ -30,7 +30,7 @@ from rdbench.data.images import encode_png, load_rgb, pixels_sha256
 from rdbench.metrics import Reference, registry
 from rdbench.metrics.measuring import merge_versions
 from rdbench.bench.store import quality_key
-from rdbench.conventions import utc_now
+from rdbench.conventions import utc_now, write_atomic
 
 
 @dataclass(frozen=True)
@@ -244,8 +244,9 @@ def add_metrics(item: Item, settings: Settings) -> dict:
 
 
 def _kept_path(root: Path, item: Item, kind: str, extension: str) -> Path:
-    """Where `--keep` writes the bitstream (kind 'bitstreams') or reconstruction of an item."""
-    stem = f"{Path(item.image.name).stem}.q{quality_key(item.quality)}"
+    """Where `--keep` writes the bitstream (kind 'bitstreams') or reconstruction of an item; the
+    image's whole file name, so that a.png and a.jpg of one folder keep their files apart."""
+    stem = f"{_slug(Path(item.image.name).name)}.q{quality_key(item.quality)}"
     return root / kind / _slug(item.codec) / f"{stem}.{extension}"
 
 
@@ -255,4 +256,4 @@ def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarr
         (_kept_path(root, item, "reconstructions", "png"), encode_png(decoded, compress_level=6)),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(payload)
+        write_atomic(path, payload)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -12,11 +13,14 @@ from pathlib import Path
 from rdbench import __version__
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
-from rdbench.bench.store import ResultStore, StoreError, quality_key, row_key
+from rdbench.bench.store import ResultStore, StoreWriteError, cut_torn_line, quality_key, read_stored_rows
 from rdbench.codecs import Codec, CodecUnavailable, available, load
 from rdbench.conventions import utc_now
 from rdbench.metrics.registry import parse_versions
 from rdbench.data.datasets import Dataset
+
+
+RUNS_FILE = "runs.jsonl"  # one JSON line per invocation
 
 
 @dataclass
@@ -156,19 +160,21 @@ def run(
     progress: bool = True,
     argv: list[str] | None = None,
     executor: Executor | None = None,
+    fsync: bool = False,
 ) -> RunSummary:
     """Measure every missing item of dataset x codecs x qualities into OUT/results.csv.
 
     `executor` computes the rows: any `bench.executor.Executor` (default: a LocalExecutor with
     `workers` processes, the only place that names it); this process alone writes them, as they
-    arrive."""
+    arrive. `fsync`: sync each row to the disk as it is stored (default: flushed per row, synced at
+    the end; see ResultStore)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     codecs = _without_duplicates(codecs)
-    with ResultStore(out_dir) as store:
+    with ResultStore(out_dir, fsync=fsync) as store:
         # metrics are added to stored rows only when asked for by name (--metric): a rerun of a grid
         # measures nothing it has, even rows from before a default metric existed
-        stored = {row_key(r): r for r in store.rows} if settings.metrics is not None else None
+        stored = read_stored_rows(store.path) if settings.metrics is not None else None
         items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), stored,
                               settings.chosen_metrics())
         bad = [i for i in items if i.image.error]
@@ -202,15 +208,18 @@ def run(
         if bar:
             bar.close()
     summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
-    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted)
+    _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted, fsync)
     if interrupted:
         raise RunInterrupted(summary)
     return summary
 
 
 def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSummary, argv, where: dict,
-             interrupted: bool = False) -> None:
-    """Append what was run to DIR/runs.jsonl, so every result file says which command made it."""
+             interrupted: bool = False, fsync: bool = False) -> None:
+    """Append what was run to DIR/runs.jsonl, so every result file says which command made it.
+
+    A torn last line (a run killed while logging) is cut first, as the store cuts results.csv's:
+    appended to, it would swallow this run's entry."""
     entry = {
         "finished_at": utc_now(),
         "command": argv if argv is not None else sys.argv,
@@ -223,9 +232,14 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         **asdict(summary),
         "interrupted": interrupted,
     }
+    log = out_dir / RUNS_FILE
     try:
-        with open(out_dir / "runs.jsonl", "a") as f:
+        cut_torn_line(log)
+        with open(log, "a") as f:
             f.write(json.dumps(entry) + "\n")
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
     except OSError as exc:  # the disk full or read-only after the last row: the rows are stored
-        raise StoreError(f"{out_dir / 'runs.jsonl'}: cannot log the run: {exc.strerror or exc} (its rows are "
+        raise StoreWriteError(f"{out_dir / 'runs.jsonl'}: cannot log the run: {exc.strerror or exc} (its rows are "
                          f"stored in {out_dir / 'results.csv'})") from None

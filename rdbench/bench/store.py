@@ -4,11 +4,18 @@ Each row is written as a single line and flushed at once, so a killed run loses 
 being written; opening the store again drops such a torn last line, and the run recomputes that
 item. Rows are keyed by (image_sha256, codec, codec_version, quality): a rerun skips every key
 already stored. A lock file keeps two runs from writing one store.
+
+Opening a store reads it line by line and keeps only each row's key and status (planning needs
+nothing else): a 300,000-row file costs tens of megabytes, not the gigabyte its rows as dicts
+would. Rows are flushed to the operating system as they are written and synced to the disk when
+the store closes; with `fsync=True` (`rdbench run --fsync`) every row is synced as it is written.
+A write or sync that fails mid-run raises StoreWriteError (the command's exit status 5).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import io
 import math
@@ -25,6 +32,55 @@ RESULTS_FILE = "results.csv"
 
 class StoreError(RuntimeError):
     pass
+
+
+class StoreWriteError(StoreError):
+    """The disk or the store failed mid-run (full, read-only, I/O error): the rows stored before are kept."""
+
+
+LOCK_FILE = ".results.lock"
+
+
+def cut_torn_line(path: Path) -> bool:
+    """Drop a torn last line (no final newline, left by a killed writer) from the file at `path`.
+
+    Reads only the file's tail. Returns whether a line was cut; a missing file is left missing."""
+    try:
+        f = open(path, "r+b")
+    except FileNotFoundError:
+        return False
+    with f:
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return False
+        f.seek(end - 1)
+        if f.read(1) == b"\n":
+            return False
+        pos = end
+        while pos > 0:  # back to the last newline, a block at a time
+            start = max(pos - 65536, 0)
+            f.seek(start)
+            block = f.read(pos - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                pos = start + cut + 1
+                break
+            pos = start
+        f.truncate(pos)
+    return True
+
+
+def open_lock(path: Path):
+    """The lock file, opened for writing without following a symbolic link and without truncating
+    (a link planted at its name must not lead rdbench to empty another file)."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StoreError(f"{path}: the lock file is a symbolic link; remove it (rdbench never follows it)") from None
+        raise
+    return os.fdopen(fd, "r+b", buffering=0)
 
 
 def quality_key(quality) -> str:
@@ -49,21 +105,23 @@ def _cell(value) -> str:
 
 
 class ResultStore:
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, fsync: bool = False):
         self.directory = Path(directory)
         self.path = self.directory / RESULTS_FILE
+        self.fsync = fsync  # sync every row to the disk as it is written (else: at close)
         self._file = None
         self._lock = None
         self._size = 0  # bytes of results.csv that hold whole lines
         self._failed = False  # a write failed: close() does not report the same fault again
-        self.rows: list[dict] = []
+        self.keys: dict[tuple, str] = {}  # row_key -> status of every row stored (the latest row of a key)
+        self.count = 0  # rows in the file
         self.dropped_lines = 0
 
     # -- opening ---------------------------------------------------------------------------
     def open(self) -> "ResultStore":
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._lock = open(self.directory / ".results.lock", "w")
+            self._lock = open_lock(self.directory / LOCK_FILE)
         except OSError as exc:  # a read-only or full folder: say so, naming it
             raise StoreError(f"{exc.filename or self.directory}: cannot open the result store: {exc.strerror or exc}") from None
         try:
@@ -71,7 +129,7 @@ class ResultStore:
         except BlockingIOError:
             raise StoreError(f"{self.directory}: another rdbench run is writing this result store") from None
         try:
-            self.rows = self._read_and_repair()
+            self._read_and_repair()
             # unbuffered: a row is on its way to the disk when append returns, and a failed write
             # leaves nothing behind in a buffer for close() to fail on again
             self._file = open(self.path, "ab", buffering=0)
@@ -86,46 +144,55 @@ class ResultStore:
             raise
         return self
 
-    def _read_and_repair(self) -> list[dict]:
+    def _read_and_repair(self) -> None:
+        """Cut a torn last line, then read every row's key and status (and nothing else)."""
         if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            # a torn last line from a killed run: drop it, the item will be recomputed
-            cut = data.rfind(b"\n") + 1
-            with open(self.path, "r+b") as f:
-                f.truncate(cut)
-            data = data[:cut]
+            return
+        if cut_torn_line(self.path):  # a torn last line from a killed run: the item will be recomputed
             self.dropped_lines += 1
-        if not data:
-            return []
+        malformed = []
         try:
-            reader = csv.reader(io.StringIO(data.decode("utf-8")))
-            header = next(reader)
-            rows, malformed = [], []
-            for fields in reader:
-                if len(fields) != len(header):
-                    self.dropped_lines += 1
-                    malformed.append(fields)
-                    continue
-                rows.append(dict(zip(header, fields)))
+            with open(self.path, newline="", encoding="utf-8") as f:
+                reader = csv.reader(f)
+                header = next(reader, None)
+                if header is None:
+                    return
+                if tuple(header) != COLUMNS:
+                    unknown = set(header) - set(COLUMNS)
+                    if unknown:
+                        raise StoreError(f"{self.path}: unknown columns {sorted(unknown)}; written by a newer rdbench?")
+                at = [header.index(c) if c in header else None for c in (*KEY, "status")]
+                intern: dict[str, str] = {}  # images, codecs, versions repeat on many rows: one string each
+                qualities: dict[str, str] = {}
+                for fields in reader:
+                    if len(fields) != len(header):
+                        self.dropped_lines += 1
+                        malformed.append(fields)
+                        continue
+                    sha, codec, version, quality, status = (
+                        intern.setdefault(fields[i], fields[i]) if i is not None else "" for i in at)
+                    if quality not in qualities:
+                        try:
+                            qualities[quality] = quality_key(quality) if quality else quality
+                        except (ValueError, TypeError, OverflowError):
+                            raise StoreError(f"{self.path}: line {reader.line_num}: quality {quality!r} is not a "
+                                             "number; correct or delete that line") from None
+                    self.keys[(sha, codec, version, qualities[quality])] = status
+                    self.count += 1
         except (UnicodeDecodeError, csv.Error) as exc:
             raise StoreError(f"{self.path}: not a results file rdbench can read ({exc}); move it away to start "
                              "a new store") from exc
         if tuple(header) != COLUMNS:
-            self._migrate(header, rows, malformed)
+            self._migrate(header, malformed)
         if self.dropped_lines:
             print(f"{self.path}: ignored {self.dropped_lines} incomplete line(s) from an interrupted run", file=sys.stderr)
-        return rows
 
-    def _migrate(self, header: list[str], rows: list[dict], malformed: list[list[str]]) -> None:
-        """Rewrite a store made with another column set into the current one, keeping every value.
+    def _migrate(self, header: list[str], malformed: list[list[str]]) -> None:
+        """Rewrite a store made with another column set into the current one, keeping every value
+        (row by row: the file is never held in memory whole).
 
         Lines with the wrong number of fields cannot be mapped to columns; rather than vanish with
         the rewrite they are kept, under the old header, in results.csv.rejected."""
-        unknown = set(header) - set(COLUMNS)
-        if unknown:
-            raise StoreError(f"{self.path}: unknown columns {sorted(unknown)}; written by a newer rdbench?")
         if malformed:
             rejected = self.path.with_suffix(".csv.rejected")
             with open(rejected, "a", newline="", encoding="utf-8") as f:
@@ -135,17 +202,24 @@ class ResultStore:
                 os.fsync(f.fileno())
             print(f"{self.path}: {len(malformed)} malformed line(s) kept in {rejected}", file=sys.stderr)
         tmp = self.path.with_suffix(".csv.migrating")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
+        with open(self.path, newline="", encoding="utf-8") as src, open(tmp, "w", newline="", encoding="utf-8") as f:
+            reader = csv.reader(src)
+            next(reader)
             f.write(",".join(COLUMNS) + "\n")
-            for row in rows:
-                f.write(self._line(row))
+            for fields in reader:
+                if len(fields) == len(header):
+                    f.write(self._line(dict(zip(header, fields))))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
     # -- reading and writing ---------------------------------------------------------------
     def done_keys(self, include_failed: bool = True) -> set[tuple]:
-        return {row_key(r) for r in self.rows if include_failed or r.get("status") == "ok"}
+        return {key for key, status in self.keys.items() if include_failed or status == "ok"}
+
+    def __len__(self) -> int:
+        """Rows stored (a key stored twice, by --retry-failed, counts twice)."""
+        return self.count
 
     @staticmethod
     def _line(row: dict) -> str:
@@ -164,6 +238,8 @@ class ResultStore:
             raise StoreError("store is not open")
         try:
             self._write(self._line(row).encode("utf-8"))
+            if self.fsync:
+                os.fsync(self._file.fileno())
         except OSError as exc:
             # the disk full or turned read-only: take back the part of the line written, if the
             # disk lets us (otherwise the next open drops the torn line), and stop with the reason
@@ -172,11 +248,12 @@ class ResultStore:
                 os.ftruncate(self._file.fileno(), self._size)
             except OSError:
                 pass
-            raise StoreError(
-                f"{self.path}: cannot store a result row: {exc.strerror or exc}. The {len(self.rows)} rows stored "
+            raise StoreWriteError(
+                f"{self.path}: cannot store a result row: {exc.strerror or exc}. The {self.count} rows stored "
                 "are kept: free space or make the folder writable, then run the same command again to "
                 "measure only what is missing") from None
-        self.rows.append({c: _cell(row.get(c)) for c in COLUMNS})
+        self.keys[row_key(row)] = str(row.get("status") or "")
+        self.count += 1
 
     def close(self) -> None:
         try:
@@ -185,7 +262,7 @@ class ResultStore:
                     os.fsync(self._file.fileno())
                 except OSError as exc:
                     if not self._failed:  # else the write that failed is the error being reported
-                        raise StoreError(f"{self.path}: cannot sync the rows to disk: {exc.strerror or exc}") from None
+                        raise StoreWriteError(f"{self.path}: cannot sync the rows to disk: {exc.strerror or exc}") from None
                 finally:
                     self._file.close()
                     self._file = None
@@ -218,3 +295,24 @@ def read_results(path: str | Path):
     if missing:
         raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
     return df.drop_duplicates(subset=list(KEY), keep="last").reset_index(drop=True)
+
+
+def read_stored_rows(path: str | Path) -> dict[tuple, dict]:
+    """{row_key: row} of a results.csv, every cell as the text stored (the latest row of a key).
+
+    For adding metrics to stored rows (`rdbench run --metric`), which writes a row's other values
+    back exactly as they were; opening a store reads keys and statuses only (see the module docstring)."""
+    path = Path(path)
+    rows: dict[tuple, dict] = {}
+    if not path.is_file():
+        return rows
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return rows
+        for fields in reader:
+            if len(fields) == len(header):
+                row = dict(zip(header, fields))
+                rows[row_key(row)] = row
+    return rows

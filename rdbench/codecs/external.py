@@ -26,12 +26,63 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
+from rdbench.conventions import max_image_pixels
 from rdbench.data.images import decode_rgb, encode_png, encode_ppm
 from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
 
 DEFAULT_TIMEOUT_S = 600.0
 _SHM = Path("/dev/shm")
+# What rdbench keeps of a binary's stdout and stderr: the last bytes of each, for the error message
+# of a failed call. The rest is read and dropped as it comes (a binary printing gigabytes costs no
+# memory), and the pipes never fill up, so the binary never blocks on them.
+OUTPUT_TAIL_BYTES = 64 * 1024
+
+
+def max_output_bytes(pixels: int) -> int:
+    """The largest file a binary may write for an image of `pixels` pixels: four times a 16-bit RGB
+    copy, plus 1 MiB of headers. A bitstream or decoded file past it is not an image codec's output
+    (a runaway binary, a loop): the kernel stops the binary there (RLIMIT_FSIZE) and the file is
+    refused by its size, before it is read."""
+    return 4 * 6 * pixels + 2**20
+
+
+def _raise_file_limit(pid: int, limit: int) -> None:
+    """Cap the size of any file process `pid` writes (Linux's prlimit; elsewhere the size is only
+    checked after the binary exits)."""
+    try:
+        import resource
+
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, limit))
+    except (AttributeError, ImportError, OSError, ValueError):
+        pass
+
+
+def _bounded_communicate(proc: subprocess.Popen, timeout: float) -> tuple[bytes, bytes]:
+    """Like Popen.communicate, keeping only the last OUTPUT_TAIL_BYTES of stdout and of stderr."""
+    import selectors
+    import time
+
+    tails = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for fd in tails:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    continue
+                tail = tails[key.fd]
+                tail += chunk
+                if len(tail) > OUTPUT_TAIL_BYTES:
+                    del tail[:-OUTPUT_TAIL_BYTES]
+    proc.wait(timeout=max(deadline - time.monotonic(), 0.001))
+    return bytes(tails[proc.stdout.fileno()]), bytes(tails[proc.stderr.fileno()])
 
 
 class CodecSpecError(ValueError):
@@ -270,14 +321,15 @@ class ExternalCodec(Codec):
             return f"{self.name} {match.group(1)}"
         return f"{self.name} {text.splitlines()[0] if text else 'unknown'}"
 
-    def _run(self, args: list[str], what: str) -> None:
+    def _run(self, args: list[str], what: str, max_bytes: int) -> None:
         try:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise CodecError(f"{self.spec.text}: cannot run {args[0]}: {exc}") from exc
+        _raise_file_limit(proc.pid, max_bytes)
         with proc:
             try:
-                stdout, stderr = proc.communicate(timeout=self.timeout_s)
+                stdout, stderr = _bounded_communicate(proc, self.timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_tree(proc.pid)  # the binary and whatever it started: no orphan goes on running
                 proc.wait()
@@ -296,9 +348,13 @@ class ExternalCodec(Codec):
                 how = f"exited with {proc.returncode}"
             raise CodecError(f"{self.spec.text}: {what} {how}" + (f": {' / '.join(tail)}" if tail else ""))
 
-    def _output(self, path: Path, what: str) -> bytes:
+    def _output(self, path: Path, what: str, max_bytes: int) -> bytes:
         if not path.is_file():
             raise CodecError(f"{self.spec.text}: {what} wrote no output file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise CodecError(f"{self.spec.text}: {what} wrote {size:,} bytes, over the {max_bytes:,} bytes an "
+                             "image's file may have (not read)")
         data = path.read_bytes()
         if not data:
             raise CodecError(f"{self.spec.text}: {what} wrote an empty file")
@@ -309,16 +365,19 @@ class ExternalCodec(Codec):
             src = Path(tmp) / f"in.{self.definition.input_format}"
             dst = Path(tmp) / f"out.{self.extension}"
             src.write_bytes(encode_ppm(image) if self.definition.input_format == "ppm" else encode_png(image))
-            self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality), "encoder")
-            return self._output(dst, "encoder")
+            limit = max_output_bytes(image.shape[0] * image.shape[1])
+            self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality), "encoder", limit)
+            return self._output(dst, "encoder", limit)
 
     def decode(self, data: bytes) -> np.ndarray:
         with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
             src = Path(tmp) / f"in.{self.extension}"
             dst = Path(tmp) / f"out.{self.definition.output_format}"
             src.write_bytes(data)
-            self._run(self._args(self.definition.decode, input=src, output=dst), "decoder")
+            # the image is not known here: the largest one rdbench reads bounds the decoder's file
+            limit = max_output_bytes(max_image_pixels())
+            self._run(self._args(self.definition.decode, input=src, output=dst), "decoder", limit)
             try:
-                return decode_rgb(self._output(dst, "decoder"), name=f"{self.spec.text} decoder output").pixels
+                return decode_rgb(self._output(dst, "decoder", limit), name=f"{self.spec.text} decoder output").pixels
             except ImageError as exc:
                 raise CodecError(str(exc)) from exc

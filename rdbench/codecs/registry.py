@@ -123,4 +123,6 @@ def available(include_learned: bool = True) -> list[tuple[str, Codec | None, str
             rows.append((name, None, f"{NEEDS_OPTION}: {exc}"))
         except CodecUnavailable as exc:
             rows.append((name, None, str(exc)))
+        except Exception as exc:  # a plugin's own code failed: one broken codec must not hide the others
+            rows.append((name, None, f"broken: {type(exc).__name__} from the codec's own code: {exc}"))
     return rows

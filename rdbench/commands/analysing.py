@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import sys
 
-from rdbench.commands.common import _split
+from rdbench.commands.common import EXIT_NO_BD, _split, output_folder
 from rdbench.commands.inputs import load_inputs, write_report
 
 
@@ -16,13 +15,13 @@ BD_SHOWN = ["label", "bd_rate_pct", "bd_metric", "overlap", "n_points", "n_image
 def cmd_bdrate(args) -> int:
     import pandas as pd
 
-    from rdbench.analysis.document import bd_terminal_lines, markdown_table
+    from rdbench.analysis.document import bd_terminal_lines, low_overlap_warning, markdown_table, md_escape
     from rdbench.analysis.published import anchor_if_unmeasured, with_references
     from rdbench.analysis.report import write_csv, write_text
     from rdbench.analysis.per_image import bd_table_per_image
     from rdbench.analysis.tables import bd_table
 
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     table = with_references(inputs.curves, args.reference or [])
@@ -42,18 +41,27 @@ def cmd_bdrate(args) -> int:
         conventions = "; ".join(dict.fromkeys(f"{m}: {c}" for m, c in zip(part["metric"], part["convention"])))
         print(f"{dataset}: BD versus {first['anchor']} ({first['anchor_source']}; version {first['anchor_version']}), "
               f"{first['mode']}, method {first['method']}; {conventions}")
+        warning = low_overlap_warning(part)
         if not args.wide:
             print("\n".join(bd_terminal_lines(part)) + "\n")
+            if warning:
+                print(f"warning: {warning}\n")
             continue
         shown = [c for c in BD_SHOWN if c in part and not (c in ("error", "dropped") and not part[c].astype(bool).any())
                  and not (c == "images" and part[c].astype(str).str.startswith("same").all())]
         print(part[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}") + "\n")
+        if warning:
+            print(f"warning: {warning}\n")
     if args.csv:
         write_csv(result, args.csv)
     if args.markdown:
         text = markdown_table(result) if len(parts) == 1 else "\n\n".join(
-            f"## {dataset}\n\n{markdown_table(part)}" for dataset, part in parts)
+            f"## {md_escape(dataset)}\n\n{markdown_table(part)}" for dataset, part in parts)
         write_text(text + "\n", args.markdown)
+    if not len(result) or result["bd_rate_pct"].isna().all():
+        print(f"rdbench: no BD value could be computed ({len(result)} rows, each refused as shown above)",
+              file=sys.stderr)
+        return EXIT_NO_BD
     return 0
 
 
@@ -65,13 +73,13 @@ def cmd_plot(args) -> int:
     from rdbench.analysis.summary import references_for
     from rdbench.bench.columns import HEADLINE_METRICS
 
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    out = output_folder(args.out)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     references = [published(n) for n in args.reference or []]
     table = inputs.curves
     datasets = list(dict.fromkeys(table.loc[table["source"] != "published", "dataset"]))
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for dataset in datasets:
         here = table[table["dataset"] == dataset]
@@ -103,7 +111,8 @@ def cmd_plot(args) -> int:
 
 
 def cmd_report(args) -> int:
-    inputs = load_inputs(args.results, args.weighting, args.versions)
+    output_folder(args.out)
+    inputs = load_inputs(args.results, args.weighting, args.versions, args.label)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     print(write_report(inputs, args.out, args.anchor, args.method, args.reference, args.common_images,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 
 
 
@@ -10,9 +12,28 @@ import sys
 EXIT_USAGE = 2  # bad input, unavailable codec: nothing was run
 EXIT_ITEMS_FAILED = 3  # the run finished but some items failed (recorded in results.csv)
 EXIT_CLUSTER = 4  # the Dask scheduler could not be reached or was lost (rows received are stored)
+EXIT_STORE = 5  # the disk or the result store failed mid-run (full, read-only): the rows stored are kept
+EXIT_NO_BD = 6  # `bdrate` finished but no BD value could be computed (every row says why)
 # `rdbench run` without --out writes DEFAULT_RESULTS_DIR/<dataset> under the current folder: never
 # the shipped, tracked results/ of a checkout (.gitignore lists it).
 DEFAULT_RESULTS_DIR = "rdbench-results"
+
+
+def output_folder(path, option: str = "--out"):
+    """The folder an option names for output, refused (ValueError, before any work) when it names a file."""
+    from pathlib import Path
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {path}: is a file, not a folder; name a new or existing folder for the output")
+    return folder
+
+
+def default_out_dir(dataset_name: str) -> Path:
+    """DEFAULT_RESULTS_DIR/<the dataset's name as one safe folder name>: a name from outside (a
+    folder called `..`, `.`, `a/b`, or empty) never leads the output out of DEFAULT_RESULTS_DIR."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", dataset_name).strip("._") or "dataset"
+    return Path(DEFAULT_RESULTS_DIR) / name
 
 
 def _split(values: list[str] | None) -> list[str]:

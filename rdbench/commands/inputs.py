@@ -24,10 +24,50 @@ class Inputs:
     paths: list = field(default_factory=list)
 
 
-def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newest") -> Inputs:
+LABEL_OPTION = "label"  # `jpeg:label=Baseline JPEG`: a legend text, stripped from the spec before anything runs
+
+
+def split_label(spec: str) -> tuple[str, str | None]:
+    """A codec spec without its `label=` option (the identity that is measured and stored) and the label.
+    A label is presentation: `jpeg:label=A` and `jpeg` are one curve."""
+    from rdbench.codecs.base import parse_spec
+
+    parsed = parse_spec(spec)
+    if LABEL_OPTION not in parsed.options:
+        return spec, None
+    label = parsed.options[LABEL_OPTION]
+    if not label:
+        raise ValueError(f"--codec {spec}: label= needs a text")
+    rest = [f"{k}={v}" for k, v in parsed.options.items() if k != LABEL_OPTION]
+    return parsed.name + (":" + ",".join(rest) if rest else ""), label
+
+
+def labels_from_runs(runs: list[dict]) -> dict[str, str]:
+    """{spec: label} from the `label=` options of the --codec arguments of logged runs (newest last wins)."""
+    from rdbench.codecs.base import split_spec_list
+
+    labels = {}
+    for run in runs:
+        argv = [str(a) for a in run.get("command") or []]
+        given = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--codec"]
+        given += [a.split("=", 1)[1] for a in argv if a.startswith("--codec=")]
+        for spec in split_spec_list(given):
+            try:
+                bare, label = split_label(spec)
+            except ValueError:
+                continue
+            if label:
+                labels[bare] = label
+    return labels
+
+
+def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newest", labels=None) -> Inputs:
     """Rows from the results.csv inputs (folders or files; a measurement in two inputs counted once,
     only the newest version of each codec unless versions="all"), curves from the rows and from
-    the CompressAI-style JSON inputs."""
+    the CompressAI-style JSON inputs. labels: `--label SPEC=TEXT` values; the `label=` of the
+    inputs' logged runs apply too (a --label of the same spec wins)."""
+    from rdbench.analysis.styles import apply_labels, parse_labels
+
     import pandas as pd
 
     from rdbench.analysis.curves import curves, drop_duplicate_rows, image_index, relabel, select_versions
@@ -44,6 +84,9 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     images = [reference_images()]
     if rows:
         all_rows, duplicates = drop_duplicate_rows(pd.concat(rows, ignore_index=True))
+        # error messages name files by absolute path: relative to here, as the runs table's paths
+        errors = all_rows["error"].notna()
+        all_rows.loc[errors, "error"] = all_rows.loc[errors, "error"].map(relative_paths)
         if duplicates:
             notes.append(f"{duplicates} rows are in more than one input (same image, codec, version and quality): "
                          "each counted once")
@@ -54,6 +97,9 @@ def load_inputs(paths: list[str], weighting: str = "mean", versions: str = "newe
     tables = [t for t in tables if len(t)]
     table = relabel(pd.concat(tables, ignore_index=True)) if tables else curves(pd.DataFrame(columns=["status"]))
     images = pd.concat(images, ignore_index=True).drop_duplicates(["image_set", "image_sha256"])
+    logged = labels_from_runs(read_runs(paths))
+    logged = {spec: text for spec, text in logged.items() if (table["codec"].astype(str) == spec).any()}
+    table = apply_labels(table, {**logged, **parse_labels(labels)})
     return Inputs(all_rows, table, images, notes, [str(p) for p in paths])
 
 

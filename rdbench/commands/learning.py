@@ -71,12 +71,13 @@ def cmd_ablate(args) -> int:
     from rdbench.ablation.files import write_summary
     from rdbench.ablation.profile import profile_all
     from rdbench.ablation.train import train_all
+    from rdbench.conventions import write_atomic
 
     config = ablation_config.load(args.config, args.data)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "config.toml").exists():
-        (out / "config.toml").write_text(config.text)
+        write_atomic(out / "config.toml", config.text)
     if args.summary_only:
         print(write_summary(config, out, " ".join(relative_command(["rdbench", *sys.argv[1:]]))))
         return 0

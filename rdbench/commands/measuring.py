@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from rdbench import __version__
-from rdbench.commands.common import DEFAULT_RESULTS_DIR, EXIT_ITEMS_FAILED, _split
-from rdbench.commands.inputs import load_inputs, write_report
+from rdbench.commands.common import EXIT_ITEMS_FAILED, _split, default_out_dir
+from rdbench.commands.inputs import load_inputs, split_label, write_report
 
 
 def _on_cuda(spec: str) -> str:
@@ -37,16 +37,20 @@ def dask_executor(args):
         except ValueError:
             raise ValueError(f"--resources {text!r}: expected NAME=N, e.g. GPU=1") from None
     try:
-        from rdbench.bench.dask_executor import DaskExecutor, load_cluster_config, slurm_cluster
+        from rdbench.bench.dask_executor import (DaskExecutor, load_cluster_config, read_cluster_file, security_from,
+                                                 slurm_cluster)
     except ImportError as exc:
         raise ValueError(f"--scheduler/--cluster need Dask: pip install 'rdbench[dask]' ({exc})") from None
     options = dict(batch_size=args.batch_size, resources=resources)
-    if args.scheduler:
-        return DaskExecutor(args.scheduler, **options)
     if args.cluster == "slurm":
         config = load_cluster_config(args.cluster_config)
-        return DaskExecutor(cluster=slurm_cluster(config), wait_for_workers=1, **options)
-    return DaskExecutor(n_workers=args.workers, **options)
+        security = security_from(config.get("security"))
+        return DaskExecutor(cluster=slurm_cluster(config), wait_for_workers=1, security=security, **options)
+    # --scheduler and --cluster local: the file's [security] table (TLS), if one is given
+    security = security_from(read_cluster_file(args.cluster_config).get("security")) if args.cluster_config else None
+    if args.scheduler:
+        return DaskExecutor(args.scheduler, security=security, **options)
+    return DaskExecutor(n_workers=args.workers, security=security, **options)
 
 
 def cmd_run(args) -> int:
@@ -60,6 +64,7 @@ def cmd_run(args) -> int:
     if args.max_images:
         dataset.images = dataset.images[: args.max_images]
     specs = split_spec_list(args.codec) if args.codec else default_codec_specs()
+    specs = [split_label(s)[0] for s in specs]  # label= is presentation: read back from runs.jsonl by reports
     if args.device == "cuda":
         specs = [_on_cuda(s) for s in specs]
     codecs = load_codecs(specs)
@@ -68,7 +73,7 @@ def cmd_run(args) -> int:
         for q in qualities or []:
             codec.check_quality(q)
     fetch_zoo_weights(codecs, qualities)
-    out = args.out or str(Path(DEFAULT_RESULTS_DIR) / dataset.name)
+    out = args.out or str(default_out_dir(dataset.name))
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
     settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None, results_dir=out,
@@ -78,6 +83,7 @@ def cmd_run(args) -> int:
         summary = run(
             dataset, codecs, out, qualities=qualities, workers=args.workers, settings=settings,
             retry_failed=args.retry_failed, progress=not args.no_progress, argv=sys.argv, executor=executor,
+            fsync=args.fsync,
         )
     finally:
         if executor is not None:
@@ -88,15 +94,29 @@ def cmd_run(args) -> int:
         file=sys.stderr,
     )
     report = None
+    inputs = load_inputs([out]) if (summary.failed or not args.no_report) else None
+    if summary.failed:  # why, grouped: one line per way of failing, not one per item
+        from rdbench.analysis.items import failure_lines
+
+        print("failed items stored in results.csv, by reason:", file=sys.stderr)
+        print("\n".join(failure_lines(inputs.rows)), file=sys.stderr)
     if not args.no_report:
         from rdbench.analysis.bd import MIN_POINTS
 
-        inputs = load_inputs([out])
         table = inputs.curves
-        if table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
-            report = write_report(inputs, out, args.anchor)
+        if not len(table):
+            print("no report: no item was measured (see the reasons above)", file=sys.stderr)
+        elif table["codec"].nunique() and table.groupby("codec")["quality"].nunique().max() >= MIN_POINTS:
+            try:
+                report = write_report(inputs, out, args.anchor)
+            except OSError as exc:  # the disk failed after the run: its rows are stored (exit 5, not 2)
+                from rdbench.bench.store import StoreWriteError
+
+                raise StoreWriteError(f"{exc.filename or out}: cannot write the report: {exc.strerror or exc}. Every "
+                                      f"row is stored in {Path(out) / 'results.csv'}; `rdbench report {out} --out "
+                                      f"{out}` writes the report again") from None
         else:
-            print(f"no report: BD needs at least {MIN_POINTS} qualities per codec", file=sys.stderr)
+            print(f"no report: BD needs at least {MIN_POINTS} measured qualities per codec", file=sys.stderr)
     print(f"results: {Path(out) / 'results.csv'}" + (f"; report: {report}" if report else ""), file=sys.stderr)
     return EXIT_ITEMS_FAILED if summary.failed else 0
 
@@ -163,8 +183,13 @@ def cmd_codecs(args) -> int:
         if problem:
             print(f"{name:<{width}}  unavailable: {problem}")
             continue
-        ladder = ", ".join(f"{q:g}" for q in codec.qualities)
-        print(f"{name:<{width}}  {codec.version}")
+        try:  # a codec's own code (a plugin's version, its ladder) may fail: name it, list the others
+            ladder = ", ".join(f"{q:g}" for q in codec.qualities)
+            version = codec.version
+        except Exception as exc:
+            print(f"{name:<{width}}  broken: {type(exc).__name__} from the codec's own code: {exc}")
+            continue
+        print(f"{name:<{width}}  {version}")
         print(f"{'':<{width}}  {codec.description}")
         print(f"{'':<{width}}  {codec.quality_name}: {ladder}")
         weights = _zoo_weights_line(name, codec)

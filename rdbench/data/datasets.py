@@ -233,6 +233,18 @@ def folder_dataset(directory: Path, name: str | None = None) -> Dataset:
     return Dataset(name or directory.name, refs, f"folder {directory}")
 
 
+def _way_out(manifest: Manifest) -> str:
+    """How to get a manifest's images without its download URLs: a local copy, or a mirror."""
+    ways = []
+    if manifest.local_env:
+        ways.append(f"set {manifest.local_env}=/path/to/a/copy (a folder holding its {len(manifest.images)} "
+                    "images; each is verified)")
+    if manifest.url_env:
+        ways.append(f"set {manifest.url_env}=https://your.mirror/folder (a base URL serving the same file names)")
+    ways.append(f"or copy the files into the cache {data_home() / manifest.name}")
+    return "; ".join(ways[:-1]) + ("; " if len(ways) > 1 else "") + ways[-1] + "."
+
+
 def resolve_dataset(spec: str, log=None) -> Dataset:
     """A manifest name (`kodak`) or a folder path."""
     path = Path(spec).expanduser()
@@ -250,5 +262,10 @@ def resolve_dataset(spec: str, log=None) -> Dataset:
         return Dataset(manifest.name, refs, f"{manifest.name}, local copy {local} (verified)")
     cache = data_home() / manifest.name
     base_url = os.environ.get(manifest.url_env or "") or None
-    refs = fetch(manifest, cache, base_url, log=log or (lambda m: print(m, file=sys.stderr)))
+    try:
+        refs = fetch(manifest, cache, base_url, log=log or (lambda m: print(m, file=sys.stderr)))
+    except DatasetError as exc:
+        if "download failed" not in str(exc):
+            raise
+        raise DatasetError(f"{exc}. Offline, or behind a firewall? {_way_out(manifest)}") from exc
     return Dataset(manifest.name, refs, f"{manifest.name}, cache {cache} (verified)")

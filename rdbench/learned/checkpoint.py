@@ -109,13 +109,20 @@ def _read(path: Path) -> dict:
     return payload
 
 
+# The way out for a checkpoint of another architecture: the generic model adapters (codecs/).
+OTHER_FAMILY = ("not a model of the Minnen/Ballé family that the `learned` codec reads; measure another "
+                "architecture with `compressai:arch=NAME,checkpoint=FILE` (a CompressAI model) or "
+                "`model:class=MODULE:CLASS,checkpoint=FILE` (your own model class with CompressAI's "
+                "compress/decompress)")
+
+
 def infer_config(state_dict: dict, source: str = "state dict") -> ModelConfig:
     """The ModelConfig of a CompressAI-style state dict, from the boxes it has and their shapes."""
     try:
         N = state_dict["g_a.0.weight"].shape[0]
         M = state_dict["g_a.6.weight"].shape[0]
     except KeyError as exc:
-        raise CheckpointError(f"{source}: no {exc.args[0]}; not a model of the Minnen/Ballé family") from exc
+        raise CheckpointError(f"{source}: no {exc.args[0]}; {OTHER_FAMILY}") from exc
     hyperprior = "h_a.0.weight" in state_dict
     context = "context_prediction.weight" in state_dict
     k = state_dict["context_prediction.weight"].shape[-1] if context else 5
@@ -126,7 +133,7 @@ def infer_config(state_dict: dict, source: str = "state dict") -> ModelConfig:
         return ModelConfig.from_boxes(N, M, hyperprior=hyperprior, context=context, k=k, rates=rates,
                                       param_channels=None if params is None else state_dict[params].shape[0])
     except KeyError as exc:
-        raise CheckpointError(f"{source}: no {exc.args[0]}; not a model of the Minnen/Ballé family") from exc
+        raise CheckpointError(f"{source}: no {exc.args[0]}; {OTHER_FAMILY}") from exc
     except ValueError as exc:
         raise CheckpointError(f"{source}: {exc}") from exc
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rdbench.conventions import IMAGE_SUFFIXES, MS_SSIM_MIN_SIDE
+from rdbench.conventions import IMAGE_SUFFIXES, MS_SSIM_MIN_SIDE, write_atomic
 from rdbench.errors import ImageError
 from rdbench.learned import checkpoint
 from rdbench.learned.config import ModelConfig
@@ -225,7 +225,11 @@ def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
         x = next(batches).to(opts.device, non_blocking=True)
         if opts.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        optimizer.zero_grad()
+        # every gradient cleared, the bottleneck's quantiles too (as CompressAI's example trains): the
+        # aux step leaves its gradient on the quantiles, and clip_grad_norm_ below measures every
+        # parameter's gradient, so a stale one changed the clipping of the next step, and a resumed
+        # run (which starts without it) was not bit-identical to an uninterrupted one
+        model.zero_grad(set_to_none=True)
         with autocast(opts.precision, opts.device):
             loss, stats = rd_loss(model, x, rate, opts.metric)
         if not math.isfinite(stats["loss"]):
@@ -251,7 +255,7 @@ def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
             model.train()
         if step in opts.keep_at:  # a learning-curve point: the checkpoint of this step, kept
             kept = kept_path(out, step)
-            kept.write_bytes(out.read_bytes())
+            write_atomic(kept, out.read_bytes())
     return out
 
 

@@ -16,5 +16,8 @@ case $mode in
   empty) : > "$out" ;;                                  # exit 0, an empty output file
   nothing) ;;                                           # exit 0, no output file at all
   oom) kill -KILL $PPID ;;                              # the OOM killer takes the worker
+  chatty) head -c 300000000 /dev/zero; head -c 1000000 /dev/zero >&2; echo "last words" >&2
+          cp "$in" "$out" ;;                            # 300 MB on stdout, then a good output
+  huge) head -c 60000000 /dev/zero > "$out" ;;          # a 60 MB "bitstream" of a tiny image
   *) echo "fake_codec.sh: unknown mode $mode" >&2; exit 64 ;;
 esac
