@@ -218,7 +218,7 @@ def report_document(
             doc.tables[f"jpeg-ai-summary{suffix}.csv"] = summary
             sections.append(f"## {heading}JPEG AI summary versus {anchor_label}\n\nThe mean of the BD-rates (%, "
                             f"{method}) over JPEG AI's seven metrics, for each curve over the metrics it has: "
-                            f"{summary_line(summary)}.\n\n" + (markdown_table(summary) if len(summary) else ""))
+                            f"{md_escape(summary_line(summary))}.\n\n" + (markdown_table(summary) if len(summary) else ""))
         if dataset_rows is not None:
             sections += _items_sections(doc, dataset_rows, heading, suffix)
             speed = doc.tables[f"speed{suffix}.csv"]
