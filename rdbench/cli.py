@@ -11,7 +11,7 @@ import functools
 import sys
 
 from rdbench import __version__
-from rdbench.bench.columns import CURVE_DB_METRICS, HEADLINE_METRICS
+from rdbench.bench.columns import BD_METRICS, HEADLINE_METRICS
 from rdbench.commands import (
     DEFAULT_RESULTS_DIR,
     EXIT_CLUSTER,
@@ -22,6 +22,7 @@ from rdbench.commands import (
     cmd_codecs,
     cmd_datasets,
     cmd_export,
+    cmd_metrics,
     cmd_plot,
     cmd_report,
     cmd_run,
@@ -29,6 +30,7 @@ from rdbench.commands import (
     cmd_train,
 )
 from rdbench.analysis import DEFAULT_REFERENCES
+from rdbench.metrics.registry import DEFAULT
 from rdbench.learned.config import VARIANTS  # a small module of dataclasses: no torch
 
 
@@ -136,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder, apart from the shipped results/)")
     r.add_argument("--workers", type=_at_least(1), default=None, help="worker processes (default: all cores)")
     _add_cluster_arguments(r)
+    r.add_argument("--metric", action="append", metavar="NAME",
+                   help=f"metric(s) to measure; repeat or comma-separate (default: {', '.join(m.name for m in DEFAULT)}; "
+                        "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
     r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
     r.add_argument("--fsync", action="store_true",
@@ -237,9 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bdrate", help="BD-rate and BD-metric of every codec against an anchor")
     analysis_args(b)
     b.add_argument("--anchor", default="bpg", help="codec spec; measured if present, else the published curve")
-    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=CURVE_DB_METRICS,
-                   help="ms_ssim_db: mean of per-image dB (against a published curve: matched to its dB of the mean); "
-                        "ms_ssim_db_of_mean: dB of the mean MS-SSIM")
+    b.add_argument("--metric", default=HEADLINE_METRICS[0], choices=BD_METRICS, metavar="COLUMN",
+                   help="any metric column (see `rdbench metrics`), BD in its direction; ms_ssim_db: mean of per-image "
+                        "dB (against a published curve: matched to its dB of the mean); ms_ssim_db_of_mean: dB of the "
+                        "mean MS-SSIM")
     b.add_argument("--method", default="pchip", choices=("pchip", "cubic", "akima"), help="BD interpolation")
     b.add_argument("--per-image", action="store_true", help="BD per image, then mean, std and bootstrap 95%% interval")
     b.add_argument("--common-images", action="store_true",
@@ -265,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="RD curves as PNG/SVG/PDF")
     analysis_args(pl)
     pl.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
-    pl.add_argument("--metric", action="append", choices=CURVE_DB_METRICS,
+    pl.add_argument("--metric", action="append", choices=BD_METRICS, metavar="COLUMN",
                     help=f"repeat for several (default: {', '.join(HEADLINE_METRICS)})")
     pl.add_argument("--format", default="png,svg", type=_formats, help="comma-separated: png, svg, pdf")
     pl.add_argument("--codec", action="append", metavar="NAME",
@@ -287,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")
     c.set_defaults(fn=cmd_codecs)
+    m = sub.add_parser("metrics", help="list metrics, their columns, direction, library and availability")
+    m.set_defaults(fn=cmd_metrics)
     d = sub.add_parser("datasets", help="list known datasets and where they are read from")
     d.set_defaults(fn=cmd_datasets)
     return p

@@ -89,18 +89,18 @@ def test_older_columns_are_migrated_keeping_every_value(old_store, measured):
 
 def test_unknown_columns_are_refused_and_nothing_is_lost(tmp_path, measured):
     _, rows = measured
-    header = (*OLD_COLUMNS[:5], "psnr_hvs", *OLD_COLUMNS[5:], "butteraugli")
+    header = (*OLD_COLUMNS[:5], "psnr_future", *OLD_COLUMNS[5:], "metric_from_2030")
     write_table(tmp_path / RESULTS_FILE, header, [[r.get(c, "1.5") for c in header] for r in rows])
     before = (tmp_path / RESULTS_FILE).read_bytes()
     path = re.escape(str(tmp_path / RESULTS_FILE))
-    with pytest.raises(StoreError, match=rf"^{path}: unknown columns \['butteraugli', 'psnr_hvs'\]"):
+    with pytest.raises(StoreError, match=rf"^{path}: unknown columns \['metric_from_2030', 'psnr_future'\]"):
         ResultStore(tmp_path).open()
     assert (tmp_path / RESULTS_FILE).read_bytes() == before
     assert not list(tmp_path.glob("*.migrating")) and not list(tmp_path.glob("*.csv.*"))
 
 
 def test_a_refused_store_releases_its_lock(tmp_path):
-    (tmp_path / RESULTS_FILE).write_text(",".join((*COLUMNS, "psnr_hvs")) + "\n")
+    (tmp_path / RESULTS_FILE).write_text(",".join((*COLUMNS, "psnr_future")) + "\n")
     with pytest.raises(StoreError, match="unknown columns") as refused:
         ResultStore(tmp_path).open()
     # the user fixes the file and tries again while the error is still at hand (a notebook, a retry loop)

@@ -6,7 +6,8 @@ The definitions of VCEG-M33 (Bjøntegaard 2001), with the interpolation of one's
   mean of (test - anchor) over the overlapping distortion interval, d, gives the percent rate
   change 100 * (10**d - 1). Negative: the test needs fewer bits for the same quality.
 - BD-PSNR (BD-metric): distortion as a function of log10(rate); the mean difference over the
-  overlapping log-rate interval, in the metric's unit (dB). Positive: the test is better.
+  overlapping log-rate interval, in the metric's unit (dB). Positive: the test is better (for a
+  metric where lower is better, `direction="lower"`: negative is better).
 
 Methods: `cubic` (VCEG-M33: least-squares cubic polynomial, the original), `pchip` (piecewise
 cubic Hermite, monotone, as in current common test conditions and AWCY), `akima` (Akima spline).
@@ -88,7 +89,21 @@ def _integral(x: np.ndarray, y: np.ndarray, method: str, lo: float, hi: float) -
     return float(interpolant.integrate(lo, hi))
 
 
-def bd(anchor_rate, anchor_dist, test_rate, test_dist, kind: str = "rate", method: str = "pchip") -> BDResult:
+def bd(anchor_rate, anchor_dist, test_rate, test_dist, kind: str = "rate", method: str = "pchip",
+       direction: str = "higher") -> BDResult:
+    """BD of test versus anchor. `direction` is the metric's ('higher' or 'lower' is better; see the
+    metrics registry): a lower-is-better metric (Butteraugli, LPIPS) is negated before the
+    interpolation, so that quality still rises with rate, and BD-metric is negated back: it is
+    always the mean of test - anchor in the metric's own unit (negative is better for 'lower')."""
+    if direction not in ("higher", "lower"):
+        raise BDError(f"direction {direction!r}; expected 'higher' or 'lower'")
+    if direction == "lower":
+        negated = bd(anchor_rate, -np.asarray(anchor_dist, dtype=np.float64), test_rate,
+                     -np.asarray(test_dist, dtype=np.float64), kind, method)
+        lo, hi = negated.interval
+        if kind == "rate":  # the interval is one of distortion: back in the metric's own values
+            return BDResult(negated.value, kind, method, negated.overlap, (-hi, -lo))
+        return BDResult(-negated.value, kind, method, negated.overlap, (lo, hi))
     if method not in METHODS:
         raise BDError(f"method {method!r}; expected one of {', '.join(METHODS)}")
     if kind not in ("rate", "metric"):

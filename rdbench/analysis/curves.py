@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from rdbench import __version__
-from rdbench.bench.columns import CURVE_COLUMNS, CURVE_IDENTITY, METRICS, TIMES
+from rdbench.bench.columns import (CURVE_COLUMNS, CURVE_IDENTITY, METRIC_COLUMNS, METRICS, TIMES, format_versions,
+                                   parse_versions)
 
 VERSION_CHOICES = ("newest", "all")  # select_versions: the version measured last, or every version as its own curve
 MEASURED_CONVENTIONS = ("{weighting} of per-image values over the image set; ms_ssim_db: {weighting} of per-image "
@@ -188,6 +189,7 @@ def curves(rows: pd.DataFrame, weighting: str = "mean") -> pd.DataFrame:
     table = table.join(sets, on=by_curve)
     for missing in set(METRICS) - set(metrics):
         table[missing] = math.nan
+    table = _without_mixed_metrics(ok, table, by_curve)
     table["ms_ssim_db_of_mean"] = ms_ssim_to_db(table["ms_ssim"])
     table["complete"] = table["n_images"] == table["image_set_size"]
     table["source"] = "measured"
@@ -196,8 +198,38 @@ def curves(rows: pd.DataFrame, weighting: str = "mean") -> pd.DataFrame:
     return finish(table)
 
 
+def _without_mixed_metrics(ok: pd.DataFrame, table: pd.DataFrame, by_curve: list[str]) -> pd.DataFrame:
+    """`table` with each curve's `metric_versions` (the implementations of its metrics), and the
+    columns of a metric measured by several implementations within one curve set to NaN: two
+    implementations (or versions) of a metric are never averaged (its entry reads 'MIXED: a | b')."""
+    table = table.copy()
+    table["metric_versions"] = ""
+    if "metric_versions" not in ok:
+        return table
+    for ident, rows in ok.groupby(by_curve, sort=False, dropna=False):
+        seen: dict[str, set] = {}
+        for cell, values in zip(rows["metric_versions"], rows[[c for cs in METRIC_COLUMNS.values() for c in cs
+                                                                if c in rows]].to_dict("records")):
+            for name, identity in parse_versions(cell if isinstance(cell, str) else "").items():
+                columns = METRIC_COLUMNS.get(name, ())
+                if any(pd.notna(values.get(c)) for c in columns):
+                    seen.setdefault(name, set()).add(identity)
+        here = np.logical_and.reduce([table[k] == v for k, v in zip(by_curve, ident)])
+        versions = {}
+        for name, identities in seen.items():
+            if len(identities) == 1:
+                versions[name] = next(iter(identities))
+            else:
+                versions[name] = "MIXED: " + " | ".join(sorted(identities))
+                table.loc[here, [c for c in METRIC_COLUMNS[name] if c in table]] = math.nan
+        table.loc[here, "metric_versions"] = format_versions(versions)
+    return table
+
+
 def finish(table: pd.DataFrame) -> pd.DataFrame:
     """A curve table in CURVE_COLUMNS order, labelled (see `relabel`) and sorted."""
+    if "metric_versions" not in table:  # published and file curves: their implementations are not known
+        table = table.assign(metric_versions="")
     table = relabel(table[[c for c in CURVE_COLUMNS if c != "label"]].copy())
     return table[list(CURVE_COLUMNS)].sort_values(["dataset", "label", "bpp"], kind="stable").reset_index(drop=True)
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from rdbench.analysis.bd import LOW_OVERLAP
+from rdbench.bench.columns import BY_NAME
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -149,7 +150,9 @@ def bd_terminal_lines(part: pd.DataFrame) -> list[str]:
         if "std_pct" in row and not pd.isna(row.get("std_pct")):
             text += f" ± {row['std_pct']:.1f}  95% [{_pct(row.get('ci95_lo'))}, {_pct(row.get('ci95_hi'))}]"
         if not pd.isna(row.get("bd_metric", float("nan"))):
-            text += f"  BD {row['bd_metric']:+.3f} dB"
+            column = BY_NAME.get(str(row.get("metric", "")))
+            unit = column.unit if column else "dB"  # the metric's own unit (Butteraugli, LPIPS: none)
+            text += f"  BD {row['bd_metric']:+.3f}" + (f" {unit}" if unit else "")
         if not pd.isna(row.get("overlap", float("nan"))):
             text += f"  overlap {100 * row['overlap']:.0f}%" + (" (LOW)" if row["overlap"] < LOW_OVERLAP else "")
         images = str(row.get("images") or "")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from rdbench.analysis.bd import BDError, bd
+from rdbench.bench.columns import direction
 
 BOOTSTRAP_RESAMPLES = 2000
 PER_IMAGE_METRIC = {"ms_ssim_db_of_mean": "ms_ssim_db"}  # on one image the two MS-SSIM dB conventions agree
@@ -64,8 +65,10 @@ def per_image_bd(results: pd.DataFrame, anchor: str, metric: str = "psnr_rgb", m
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
-                        r = bd(a["bpp"], a[metric], image_rows["bpp"], image_rows[metric], "rate", method)
-                        m = bd(a["bpp"], a[metric], image_rows["bpp"], image_rows[metric], "metric", method)
+                        r = bd(a["bpp"], a[metric], image_rows["bpp"], image_rows[metric], "rate", method,
+                               direction(metric))
+                        m = bd(a["bpp"], a[metric], image_rows["bpp"], image_rows[metric], "metric", method,
+                               direction(metric))
                     out.append({**base, "image": name, "bd_rate_pct": r.value, "bd_metric": m.value,
                                 "overlap": r.overlap, "error": "", "dropped": ""})
                 except BDError as exc:

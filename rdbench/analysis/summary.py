@@ -22,7 +22,8 @@ from rdbench.analysis.items import failed_items, failure_reasons, headings, spee
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
 from rdbench.analysis.styles import style_map
 from rdbench.analysis.tables import bd_table, convention, section_metric
-from rdbench.bench.columns import HEADLINE_METRICS, title
+from rdbench.analysis.jpeg_ai import jpeg_ai_summary, summary_line
+from rdbench.bench.columns import HEADLINE_METRICS, REPORT_METRICS, title
 
 BD_COLUMNS = ["label", "bd_rate_pct", "bd_metric", "overlap", "interval_lo", "interval_hi", "n_points", "n_images",
               "images", "error"]
@@ -164,12 +165,15 @@ def report_document(
         sections.append((f"## {md_escape(dataset)}: curves" if several else f"## Curves on {md_escape(dataset)}") + "\n\n"
                         + markdown_table(_codecs_table(table)))
         dataset_rows = rows[rows["dataset"] == dataset] if rows is not None else None
-        for metric in HEADLINE_METRICS:
+        bd_by_column = {}
+        shown = [m for m in REPORT_METRICS if m in HEADLINE_METRICS or (m in table and table[m].notna().any())]
+        for metric in shown:
             used = section_metric(table, metric)
             name = f"{title(metric)}, {convention(used, weighting)}" if used.startswith("ms_ssim") else title(metric)
             bd = bd_table(table, anchor, used, method, published_anchor, rows=dataset_rows, images=images,
                           common_images=common_images, allow_mismatched_reference=allow_mismatched_reference)
             doc.tables[f"bd-{metric}{suffix}.csv"] = bd
+            bd_by_column[used if used != "ms_ssim_db_of_mean" else "ms_ssim_db"] = bd
             anchor_plain = anchor
             if len(bd):  # "BPG ... (published)" and its source "published: ..." say "published" once
                 named = str(bd["anchor"].iloc[0])
@@ -212,6 +216,12 @@ def report_document(
                          "`dropped`:\n\n" + (markdown_table(per[PER_IMAGE_COLUMNS]) if len(per) else "(no codec to compare)")
                          + f"\n\n![per-image BD-rate](bd-per-image-{metric}{suffix}.png)")
             sections.append(text)
+        if bd_by_column:
+            summary = jpeg_ai_summary(bd_by_column)
+            doc.tables[f"jpeg-ai-summary{suffix}.csv"] = summary
+            sections.append(f"## {heading}JPEG AI summary versus {anchor_label}\n\nThe mean of the BD-rates (%, "
+                            f"{method}) over JPEG AI's seven metrics, for each curve over the metrics it has: "
+                            f"{md_escape(summary_line(summary))}.\n\n" + (markdown_table(summary) if len(summary) else ""))
         if dataset_rows is not None:
             sections += _items_sections(doc, dataset_rows, heading, suffix)
             speed = doc.tables[f"speed{suffix}.csv"]

@@ -30,7 +30,7 @@ import pandas as pd
 
 from rdbench.analysis.bd import BDError, bd
 from rdbench.analysis.curves import curve_groups, curves, describe_curve, describe_set, restrict_images
-from rdbench.bench.columns import CURVE_IDENTITY
+from rdbench.bench.columns import CURVE_IDENTITY, METRIC_OF, direction, parse_versions
 
 LISTED_IMAGES = 8  # images named in a message before "and N more"
 CONVENTIONS = {
@@ -172,11 +172,30 @@ def _row(curve, result, anchor_curve, metric, note, method, mode, n_points, imag
     }
 
 
+def implementations_differ(anchor: pd.DataFrame, test: pd.DataFrame, column: str) -> str | None:
+    """Why BD refuses to compare these curves on `column` (its metric computed by two implementations,
+    or by several within one curve), or None. Curves whose implementation is not recorded (published
+    ones, files) are not refused here."""
+    name = METRIC_OF.get(column)
+    if name is None:
+        return None
+    found = {}
+    for who, curve in (("anchor", anchor), ("test", test)):
+        cell = curve["metric_versions"].iloc[0] if "metric_versions" in curve and len(curve) else ""
+        found[who] = parse_versions(cell if isinstance(cell, str) else "").get(name, "")
+        if found[who].startswith("MIXED"):
+            return f"the {who} curve's {name} was measured by several implementations ({found[who][7:]}): not averaged"
+    if found["anchor"] and found["test"] and found["anchor"] != found["test"]:
+        return (f"{name} was computed by {found['anchor']} for the anchor and by {found['test']} for the test: BD "
+                "does not compare two implementations of a metric (measure both with one)")
+    return None
+
+
 def _both(anchor: pd.DataFrame, test: pd.DataFrame, metric: str, method: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the overlap is reported in the table instead
         return {
-            kind: bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], kind, method)
+            kind: bd(anchor["bpp"], anchor[metric], test["bpp"], test[metric], kind, method, direction(metric))
             for kind in ("rate", "metric")
         }
 
@@ -271,6 +290,8 @@ def bd_table(curve_table: pd.DataFrame, anchor: str = "bpg", metric: str = "psnr
                                                  allow_mismatched_reference)
             used, note = matched_metric(metric, a, t)
             points = t[t["complete"].astype(bool)]
+            if error is None:
+                error = implementations_differ(a, t, used)
             if error is None:
                 lacking = [who for who, c in (("test", t), ("anchor", a)) if not _has(c, used)]
                 if lacking:  # say so plainly, rather than BD's "NaN or infinite values"

@@ -11,13 +11,17 @@ prose ("BD versus bpg: PSNR-RGB"). `dtype` is the logical type: "str" columns ar
 whatever they look like (a codec version "1.0" stays "1.0"); numbers are left to pandas, since a
 failed item leaves them empty and qualities may be integers or fractions.
 
-This module imports nothing but the standard library: analysis imports it, and nothing else of
-the measuring pipeline.
+The distortion columns come from the metrics registry (rdbench/metrics/registry.py): a metric
+added there is a column here, with its unit, label and direction, and everything downstream
+(curves, BD, tables, plots, report, CompressAI JSON) follows. This module imports nothing but the
+standard library and that registry: analysis imports it, and nothing else of the measuring pipeline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from rdbench.metrics.registry import DEFAULT, JPEG_AI_METRICS, REGISTRY, bd_column, format_versions, parse_versions
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,20 @@ class Column:
     kind: str = ""  # "key" (identifies a row), "rate", "distortion", "time", or "" (provenance)
     title: str = ""  # the name in prose, when shorter than the label
 
+    direction: str = ""  # of a distortion column: "higher" or "lower" is better
+
     @property
     def short(self) -> str:
         return self.title or self.label
+
+
+def _metric_columns() -> tuple[Column, ...]:
+    """The distortion columns, in the order of the metrics registry (rdbench/metrics/registry.py)."""
+    return tuple(
+        Column(c.name, "float", c.unit, c.label, c.description, kind="distortion", title=c.title,
+               direction=metric.direction)
+        for metric in REGISTRY.values() for c in metric.columns
+    )
 
 
 RESULT_COLUMNS: tuple[Column, ...] = (
@@ -57,14 +72,7 @@ RESULT_COLUMNS: tuple[Column, ...] = (
            kind="rate", title="bpp"),
     Column("bpp_estimated", "float", "bit/px", "estimated bits per pixel",
            "a learned model's own -log2 likelihood estimate of the rate", kind="rate"),
-    Column("psnr_rgb", "float", "dB", "PSNR RGB (dB)", "PSNR over all pixels and the three channels, peak 255",
-           kind="distortion", title="PSNR-RGB"),
-    Column("psnr_y", "float", "dB", "PSNR Y (dB)", "PSNR of BT.601 luma", kind="distortion", title="PSNR-Y"),
-    Column("psnr_ycbcr", "float", "dB", "PSNR YCbCr (dB)", "(6 PSNR_Y + PSNR_Cb + PSNR_Cr) / 8 on BT.709 full-range "
-           "YCbCr, peak 255 (JPEG AI's and MPEG's weighting)", kind="distortion", title="PSNR-YCbCr"),
-    Column("ms_ssim", "float", "", "MS-SSIM", "MS-SSIM (linear, 0..1), per channel then averaged", kind="distortion"),
-    Column("ms_ssim_db", "float", "dB", "MS-SSIM (dB)", "-10 log10(1 - MS-SSIM); on a curve, the mean of "
-           "per-image dB values (see ms_ssim_db_of_mean)", kind="distortion"),
+    *_metric_columns(),
     Column("enc_s", "float", "s", "encode time (s)", "wall-clock seconds of the codec's encode call", kind="time"),
     Column("dec_s", "float", "s", "decode time (s)", "wall-clock seconds of the codec's decode call", kind="time"),
     Column("setup_s", "float", "s", "setup time (s)", "seconds the worker spent loading and warming up the codec "
@@ -73,6 +81,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
     Column("error", "str", "", "error", "what failed, for an error row"),
     Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),
+    Column("metric_versions", "str", "", "metric implementations", "'name=implementation version; ...' for each "
+           "metric measured in the row: part of a value's identity (two implementations are never averaged or "
+           "compared)"),
     Column("rdbench_version", "str", "", "rdbench version", "the rdbench that measured the row"),
     Column("finished_at", "str", "", "finished at", "UTC time the row was measured (ISO 8601)"),
 )
@@ -92,6 +103,8 @@ CURVE_ONLY_COLUMNS: tuple[Column, ...] = (
     Column("ms_ssim_db_of_mean", "float", "dB", "MS-SSIM (dB of mean)", "-10 log10(1 - mean MS-SSIM): the dB of the "
            "averaged linear MS-SSIM (CompressAI's and the published curves' convention); ms_ssim_db of a curve is the "
            "mean of per-image dB values instead", kind="distortion", title="MS-SSIM (dB of mean)"),
+    Column("metric_versions", "str", "", "metric implementations", "'name=implementation version; ...' of the "
+           "curve's metrics (MIXED: rows measured by several implementations, whose values are left out)"),
     Column("conventions", "str", "", "conventions", "how the curve's distortion values were averaged (which MS-SSIM "
            "dB convention its columns hold)"),
 )
@@ -119,21 +132,40 @@ def _names(kind: str) -> tuple[str, ...]:
 RESULT_NAMES = tuple(c.name for c in RESULT_COLUMNS)  # the header of results.csv, in order
 KEY = _names("key")  # a row's identity in the store: (image_sha256, codec, codec_version, quality, target)
 TEXT_COLUMNS = tuple(c.name for c in RESULT_COLUMNS if c.dtype == "str")
-METRICS = _names("distortion")  # psnr_rgb, psnr_y, psnr_ycbcr, ms_ssim, ms_ssim_db
-DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")  # BD-metric differences are in dB
+METRICS = _names("distortion")  # every metric column of the registry, in its order
+DEFAULT_METRICS = tuple(c for m in DEFAULT for c in m.column_names)  # what `rdbench run` measures by default
+DB_METRICS = tuple(name for name in METRICS if BY_NAME[name].unit == "dB")
 TIMES = _names("time")  # enc_s, dec_s
 HEADLINE_METRICS = ("psnr_rgb", "ms_ssim_db")  # what reports, plots and the ablation show by default
+# what a report shows a BD table for: the headline metrics, then every other metric's BD column
+# (the report keeps those that hold values)
+REPORT_METRICS = (*HEADLINE_METRICS, *(c for c in (bd_column(m) for m in REGISTRY) if c not in HEADLINE_METRICS
+                                      and c not in DEFAULT_METRICS))
+# JPEG AI's summary: (metric name, the column its BD-rate is on, or None when rdbench has no such metric)
+JPEG_AI_COLUMNS = tuple((name, bd_column(name)) for name in JPEG_AI_METRICS)
 CURVE_IDENTITY = ("dataset", "image_set", "codec", "codec_version", "source")  # one curve; nothing groups by fewer
 CURVE_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what a curve has per point
-CURVE_DB_METRICS = (*DB_METRICS, "ms_ssim_db_of_mean")  # what BD can be computed on
+CURVE_DB_METRICS = (*DB_METRICS, "ms_ssim_db_of_mean")
+BD_METRICS = (*METRICS, "ms_ssim_db_of_mean")  # what BD can be computed on (each with its direction)
 CURVE_COLUMNS = ("dataset", "image_set", "image_set_size", "codec", "codec_version", "label", "source", "quality",
-                 "n_images", "complete", "bpp", *CURVE_METRICS, *TIMES, "weighting", "conventions")
+                 "n_images", "complete", "bpp", *CURVE_METRICS, *TIMES, "weighting", "conventions", "metric_versions")
+METRIC_COLUMNS = {m.name: m.column_names for m in REGISTRY.values()}  # each metric's result columns
+METRIC_OF = {**{c: name for name, cs in METRIC_COLUMNS.items() for c in cs}, "ms_ssim_db_of_mean": "ms_ssim"}
 
 
 def label(name: str) -> str:
     """The axis label or table heading of a column (its name when it is not one of ours)."""
     column = BY_NAME.get(name)
     return column.label if column else name
+
+
+__all__ = ["format_versions", "parse_versions"]  # the `metric_versions` cell's format, for analysis
+
+
+def direction(name: str) -> str:
+    """'higher' or 'lower': which values of a distortion column are better ('higher' when not declared)."""
+    column = BY_NAME.get(name)
+    return column.direction if column and column.direction else "higher"
 
 
 def title(name: str) -> str:

@@ -27,7 +27,8 @@ from rdbench import __version__
 from rdbench.codecs import Codec, load
 from rdbench.data.datasets import ImageRef
 from rdbench.data.images import encode_png, load_rgb, pixels_sha256
-from rdbench.metrics import Reference
+from rdbench.metrics import Reference, registry
+from rdbench.metrics.measuring import merge_versions
 from rdbench.bench.store import quality_key
 from rdbench.conventions import utc_now, write_atomic
 
@@ -39,12 +40,21 @@ class Item:
     codec: str  # spec text
     codec_version: str
     quality: int | float
+    # an item already stored that lacks some of the chosen metrics: their names, and the stored
+    # row (column, text) whose other values are kept as they are
+    add_metrics: tuple[str, ...] = ()
+    stored: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Settings:
     timeout_s: float = 600.0
     keep_dir: str | None = None  # write bitstreams and reconstructions here
+    metrics: tuple[str, ...] | None = None  # names in the metrics registry; None: the default set
+    results_dir: str | None = None  # where kept reconstructions of stored items are looked for
+
+    def chosen_metrics(self) -> tuple[registry.Metric, ...]:
+        return registry.DEFAULT if self.metrics is None else tuple(registry.get(n) for n in self.metrics)
 
 
 # What this worker process has set up: codecs by spec text, and the warm-up families done.
@@ -61,7 +71,7 @@ def _loaded(spec: str) -> Codec:
         _load_s[spec] = time.perf_counter() - started
     return codec
 _warmed: set[tuple[str, object]] = set()
-_references: OrderedDict[str, Reference] = OrderedDict()
+_references: OrderedDict[tuple, Reference] = OrderedDict()  # by (pixel digest, metric names)
 _REFERENCE_CACHE = 4
 
 
@@ -82,15 +92,20 @@ def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Cod
     return codec, time.perf_counter() - started + _load_s.pop(item.codec, 0.0)
 
 
-def _reference(image: ImageRef) -> Reference:
-    ref = _references.get(image.sha256)
+def _reference(image: ImageRef, metrics: tuple[registry.Metric, ...] = registry.DEFAULT) -> Reference:
+    key = (image.sha256, tuple(m.name for m in metrics))
+    ref = _references.get(key)
     if ref is None:
-        ref = Reference(load_rgb(image.path).pixels)
-        _references[image.sha256] = ref
+        # one original in memory at a time per image: another metric set reuses its pixels
+        same = next((r for k, r in _references.items() if k[0] == image.sha256), None)
+        for old in [k for k in _references if k[0] == image.sha256]:
+            del _references[old]
+        ref = Reference(same.pixels if same else load_rgb(image.path).pixels, metrics)
+        _references[key] = ref
         if len(_references) > _REFERENCE_CACHE:
             _references.popitem(last=False)
     else:
-        _references.move_to_end(image.sha256)
+        _references.move_to_end(key)
     return ref
 
 
@@ -110,7 +125,8 @@ def check_image(image: ImageRef) -> str | None:
         return f"cannot read {image.path} on this worker: {type(exc).__name__}: {exc}"
     found = pixels_sha256(pixels)
     if image.sha256 and found != image.sha256:
-        _references.pop(image.sha256, None)
+        for key in [k for k in _references if k[0] == image.sha256]:
+            del _references[key]
         return (f"{image.path} on this worker has pixel digest {found[:12]}..., the client planned "
                 f"{image.sha256[:12]}... (shared storage out of sync?)")
     _verified.add((str(image.path), image.sha256))
@@ -159,9 +175,11 @@ def _slug(text: str) -> str:
 
 def measure(item: Item, settings: Settings) -> dict:
     """Encode, decode and measure one item. Never raises: failures become error rows."""
+    if item.add_metrics:
+        return add_metrics(item, settings)
     row = base_row(item)
     try:
-        reference = _reference(item.image)
+        reference = _reference(item.image, settings.chosen_metrics())
         original = reference.pixels
         codec, row["setup_s"] = _ready_codec(item, settings, original)
         codec.synchronize()
@@ -177,9 +195,9 @@ def measure(item: Item, settings: Settings) -> dict:
             got = getattr(decoded, "shape", type(decoded).__name__)
             raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
         row.update(reference.measure(decoded))
+        row["metric_versions"] = reference.versions()
         row.update(codec.extra_measurements(original, item.quality, data))
-        if reference.ms_ssim_reason:
-            row["note"] = "; ".join(filter(None, [row["note"], reference.ms_ssim_reason]))
+        row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons, *reference.failures]))
         if settings.keep_dir:
             _keep(Path(settings.keep_dir), item, codec.extension, data, decoded)
         row["status"] = "ok"
@@ -189,13 +207,53 @@ def measure(item: Item, settings: Settings) -> dict:
     return row
 
 
-def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarray) -> None:
-    # the image's whole file name: a.png and a.jpg of one folder keep their files apart
+def add_metrics(item: Item, settings: Settings) -> dict:
+    """The stored row of `item` with the metrics `item.add_metrics` measured and added; its other
+    values (bytes, times, the other metrics) are kept as stored. The reconstruction is the one kept
+    by `--keep` when there is one (read back losslessly), else the item is coded again and used only
+    if the bitstream has the stored length (a deterministic codec); the row's note says which. Never
+    raises: when the metrics cannot be added, the stored row comes back unchanged, with the reason
+    in its note (its status stays 'ok')."""
+    row = dict(item.stored)
+    names = ", ".join(item.add_metrics)
+    try:
+        metrics = tuple(registry.get(n) for n in item.add_metrics)
+        reference = _reference(item.image, metrics)
+        original = reference.pixels
+        kept = _kept_path(Path(settings.results_dir), item, "reconstructions", "png") if settings.results_dir else None
+        if kept is not None and kept.is_file():
+            decoded = load_rgb(kept).pixels
+            how = f"{names} measured on the kept reconstruction"
+        else:
+            codec, _ = _ready_codec(item, settings, original)
+            data = codec.encode(original, item.quality)
+            if str(len(data)) != str(row.get("bytes")):
+                raise ValueError(f"coded again it gave {len(data)} bytes, the stored item has {row.get('bytes')} (the "
+                                 "codec is not deterministic: run with --keep to measure new metrics on kept files)")
+            decoded = codec.decode(data)
+            how = f"{names} measured by coding again (same {len(data)} bytes)"
+        if decoded.shape != original.shape:
+            raise ValueError(f"reconstruction is {decoded.shape}, original {original.shape}")
+        row.update(reference.measure(decoded))
+        row["metric_versions"] = merge_versions(row.get("metric_versions", ""), reference.versions())
+        row["note"] = "; ".join(filter(None, [row.get("note", ""), how, *reference.reasons, *reference.failures]))
+    except Exception as exc:  # the stored values are kept, never replaced by an error row
+        row["note"] = "; ".join(filter(None, [row.get("note", ""), f"{names} not added: {type(exc).__name__}: {exc}"]))
+    row["finished_at"] = utc_now()
+    return row
+
+
+def _kept_path(root: Path, item: Item, kind: str, extension: str) -> Path:
+    """Where `--keep` writes the bitstream (kind 'bitstreams') or reconstruction of an item; the
+    image's whole file name, so that a.png and a.jpg of one folder keep their files apart."""
     stem = f"{_slug(Path(item.image.name).name)}.q{quality_key(item.quality)}"
-    for kind, name, payload in (
-        ("bitstreams", f"{stem}.{extension}", data),
-        ("reconstructions", f"{stem}.png", encode_png(decoded, compress_level=6)),
+    return root / kind / _slug(item.codec) / f"{stem}.{extension}"
+
+
+def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarray) -> None:
+    for path, payload in (
+        (_kept_path(root, item, "bitstreams", extension), data),
+        (_kept_path(root, item, "reconstructions", "png"), encode_png(decoded, compress_level=6)),
     ):
-        folder = root / kind / _slug(item.codec)
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / name, payload)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, payload)

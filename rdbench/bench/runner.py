@@ -13,9 +13,10 @@ from pathlib import Path
 from rdbench import __version__
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
-from rdbench.bench.store import ResultStore, StoreWriteError, cut_torn_line, quality_key
+from rdbench.bench.store import ResultStore, StoreWriteError, cut_torn_line, quality_key, read_stored_rows
 from rdbench.codecs import Codec, CodecUnavailable, available, load
 from rdbench.conventions import utc_now
+from rdbench.metrics.registry import parse_versions
 from rdbench.data.datasets import Dataset
 
 
@@ -110,13 +111,14 @@ def _without_duplicates(codecs: list[Codec]) -> list[Codec]:
     return codecs
 
 
-def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set, targets: list | None = None
-         ) -> tuple[list, int]:
+def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: set, targets: list | None = None,
+         stored: dict | None = None, metrics: tuple = ()) -> tuple[list, int]:
     """(items to measure, number already stored): every image x codec x quality once, or with
     `targets` (bench.targets.Target) every image x codec x target once (TargetItem jobs).
 
     Codecs of one configuration are planned once (`distinct_codecs`), and so are qualities that are
-    one value (30, 30.0 and '30')."""
+    one value (30, 30.0 and '30'). A stored ok row (`stored`: {key: row}) that lacks some of
+    `metrics` (registry entries) is planned again to measure those alone (`Item.add_metrics`)."""
     items, skipped = [], 0
     codecs, _ = distinct_codecs(codecs)
     versions = {c.spec.text: c.version for c in codecs}
@@ -137,7 +139,12 @@ def plan(dataset: Dataset, codecs: list[Codec], qualities: list | None, done: se
         for codec in codecs:
             spec = codec.spec.text
             for q in ladders[spec]:
-                if (image.sha256, spec, versions[spec], quality_key(q), "") in done:
+                key = (image.sha256, spec, versions[spec], quality_key(q), "")
+                row = (stored or {}).get(key)
+                lacking = tuple(m.name for m in metrics if _lacks(row, m)) if row and row.get("status") == "ok" else ()
+                if lacking:
+                    items.append(Item(dataset.name, image, spec, versions[spec], q, lacking, tuple(row.items())))
+                elif key in done:
                     skipped += 1
                 else:
                     items.append(Item(dataset.name, image, spec, versions[spec], q))
@@ -153,6 +160,13 @@ def _crashed_target(job) -> dict:
     from rdbench.bench.targets import target_error_row
 
     return target_error_row(job, "worker process died twice while this item was in flight (codec crash?)")
+
+
+def _lacks(row: dict, metric) -> bool:
+    """Whether a stored row lacks `metric`: its column empty, or NaN because the metric could not run
+    where the row was measured (its library or weights missing then: not in the row's metric_versions)."""
+    cell = row.get(metric.columns[0].name, "")
+    return cell == "" or (cell == "nan" and metric.name not in parse_versions(row.get("metric_versions", "")))
 
 
 def _crashed(item: Item) -> dict:
@@ -183,7 +197,11 @@ def run(
     out_dir = Path(out_dir)
     codecs = _without_duplicates(codecs)
     with ResultStore(out_dir, fsync=fsync) as store:
-        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), targets)
+        # metrics are added to stored rows only when asked for by name (--metric): a rerun of a grid
+        # measures nothing it has, even rows from before a default metric existed
+        stored = read_stored_rows(store.path) if settings.metrics is not None and not targets else None
+        items, skipped = plan(dataset, codecs, qualities, store.done_keys(include_failed=not retry_failed), targets,
+                              stored, settings.chosen_metrics())
         fn, crashed, failed_row = partial(measure, settings=settings), _crashed, error_row
         if targets:  # each job searches its quality, then measures it (bench/targets.py)
             from rdbench.bench.targets import measure_target, target_error_row

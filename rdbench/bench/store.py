@@ -311,3 +311,24 @@ def read_results(path: str | Path):
     keys = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "")
     keys.loc[keys["target"] != "", "quality"] = ""
     return df[~keys.duplicated(keep="last")].reset_index(drop=True)
+
+
+def read_stored_rows(path: str | Path) -> dict[tuple, dict]:
+    """{row_key: row} of a results.csv, every cell as the text stored (the latest row of a key).
+
+    For adding metrics to stored rows (`rdbench run --metric`), which writes a row's other values
+    back exactly as they were; opening a store reads keys and statuses only (see the module docstring)."""
+    path = Path(path)
+    rows: dict[tuple, dict] = {}
+    if not path.is_file():
+        return rows
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return rows
+        for fields in reader:
+            if len(fields) == len(header):
+                row = dict(zip(header, fields))
+                rows[row_key(row)] = row
+    return rows

@@ -1,4 +1,4 @@
-"""`rdbench run`, `rdbench codecs`, `rdbench datasets`: measuring, and what can be measured here."""
+"""`rdbench run`, `rdbench codecs`, `rdbench metrics`, `rdbench datasets`: measuring, and what can be measured here."""
 
 from __future__ import annotations
 
@@ -59,6 +59,7 @@ def cmd_run(args) -> int:
     from rdbench.bench.measure import Settings
     from rdbench.bench.runner import default_codec_specs, fetch_zoo_weights, load_codecs, run
 
+    metrics = chosen_metrics(args.metric)  # unknown or unavailable: exit 2 before any work
     dataset = resolve_dataset(args.dataset)
     if args.max_images:
         dataset.images = dataset.images[: args.max_images]
@@ -78,7 +79,8 @@ def cmd_run(args) -> int:
     out = args.out or str(default_out_dir(dataset.name))
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
-    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
+    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None, results_dir=out,
+                        metrics=tuple(m.name for m in metrics) if args.metric else None)
     executor = dask_executor(args)
     try:
         summary = run(
@@ -135,6 +137,55 @@ def _targets(args) -> list:
     if getattr(args, "target_below", False) and not (bpp or psnr):
         raise ValueError("--target-below needs --target-bpp or --target-psnr")
     return targets_from_options(bpp, psnr, below=getattr(args, "target_below", False))
+
+
+def chosen_metrics(values: list[str] | None):
+    """The registry entries `--metric` names (the default set when none), each checked to run here:
+    an unknown name (with the closest ones) or a missing library (with its install hint) is a
+    ValueError, so the run stops before any work."""
+    from rdbench.metrics import registry
+
+    metrics = registry.parse(",".join(_split(values)))
+    problems = [problem for problem in (m.missing() for m in metrics) if problem]
+    if not problems:  # network weights: in the folder, or fetched now (checksum checked), before any work
+        from rdbench.metrics import weights
+
+        for metric in metrics:
+            for file in metric.weight_files:
+                try:
+                    weights.fetch(file)
+                except weights.WeightsUnavailable as exc:
+                    problems.append(f"metric {metric.name!r}: {exc}")
+    if problems:
+        raise ValueError("--metric: cannot measure here:\n  " + "\n  ".join(problems))
+    return metrics
+
+
+def cmd_metrics(args) -> int:
+    from rdbench.metrics import registry
+
+    width = max(len(name) for name in (*registry.REGISTRY, *registry.NOT_YET))
+    for metric in registry.REGISTRY.values():
+        problem = metric.missing()
+        state = f"unavailable: {problem}" if problem else "available"
+        print(f"{metric.name:<{width}}  {state}{'; in the default set' if metric.default else ''}")
+        columns = ", ".join(f"{c.name} ({c.unit})" if c.unit else c.name for c in metric.columns)
+        needs = [n for n, flag in (("torch", metric.needs_torch), ("network weights", metric.weights)) if flag]
+        print(f"{'':<{width}}  columns: {columns}; {metric.direction} is better")
+        print(f"{'':<{width}}  {metric.library}; implementation {metric.identity() if not problem else metric.implementation}"
+              + (f"; needs {' and '.join(needs)}" if needs else ""))
+        print(f"{'':<{width}}  reference: {metric.reference}")
+        if metric.weight_files:
+            from rdbench.metrics import weights
+
+            for file in metric.weight_files:
+                where = (f"cached in {weights.weights_dir()}" if weights.cached(file) else
+                         f"not in {weights.weights_dir()}: fetched from {weights.source_url(file)} (SHA-256 "
+                         f"{file.sha256}...) by the first run that asks for it")
+                print(f"{'':<{width}}  weights {file.name}: {where}")
+    for name, why in registry.NOT_YET.items():
+        print(f"{name:<{width}}  not in this rdbench yet: {why}")
+    return 0
 
 
 def cmd_codecs(args) -> int:
