@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from rdbench import __version__
+from rdbench import __version__, describe_libraries, library_versions
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, markdown_table
@@ -41,6 +41,7 @@ def runs_table(runs: Sequence[dict]) -> pd.DataFrame:
         "finished at": r.get("finished_at", ""),
         "command": f"`{_command(r.get('command', ''))}`",
         "rdbench": r.get("rdbench_version", ""),
+        "libraries": describe_libraries(r["libraries"]) if r.get("libraries") else "not recorded",
         "dataset": f"{r.get('dataset', '')} ({r.get('dataset_source', '')})",
         "measured": r.get("ok", ""),
         "failed": r.get("failed", ""),
@@ -128,7 +129,8 @@ def report_document(
     from rdbench.analysis.plots import bd_bar_figure, per_image_figure, rd_figure
 
     weighting = curve_table["weighting"].iloc[0] if len(curve_table) else "mean"
-    head = [f"# rdbench report\n\nMade {made_at} by rdbench {__version__} with `{_command(command)}`.",
+    head = [f"# rdbench report\n\nMade {made_at} by rdbench {__version__} ({describe_libraries(library_versions())}) "
+            f"with `{_command(command)}`.",
             "Datasets: " + "; ".join(_image_sets(measured, d) for d in datasets)
             + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "
             "compared with each other."]
