@@ -9,7 +9,7 @@ Training photos (never Kodak): $RDBENCH_TRAIN, a folder of images ($RDBENCH_TEST
 name, still wins), else ../shared/datasets/train/div2k-valid-256.
 
 The run ends with one line counting the tests skipped for lack of data, of external binaries or
-of Python packages, and saying how to supply each (pytest_terminal_summary below).
+of Python packages, and saying how to supply each (pytest_unconfigure below).
 """
 
 import os
@@ -46,6 +46,8 @@ def _find_kodak() -> tuple[Path | None, str]:
     finally:
         if saved is None:
             os.environ.pop("RDBENCH_KODAK", None)
+        else:
+            os.environ["RDBENCH_KODAK"] = saved
     return dataset.images[0].path.parent, dataset.source
 
 
