@@ -10,7 +10,7 @@ import argparse
 import functools
 import sys
 
-from rdbench import __version__
+from rdbench import __version__, describe_libraries, library_versions
 from rdbench.bench.columns import BD_METRICS, HEADLINE_METRICS
 from rdbench.commands import (
     DEFAULT_RESULTS_DIR,
@@ -113,10 +113,22 @@ def _add_cluster_arguments(p: argparse.ArgumentParser) -> None:
                    help="Dask worker resources every task needs, e.g. GPU=1 (workers started with --resources GPU=1)")
 
 
+class _VersionAction(argparse.Action):
+    """--version: read the libraries' versions only when asked (package metadata, no import)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"rdbench {__version__} ({describe_libraries(library_versions())})")  # stdout, as argparse's own
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rdbench", description="Rate-distortion benchmarking of image codecs.",
                                 formatter_class=_HelpFormatter)
-    p.add_argument("--version", action="version", version=f"rdbench {__version__}")
+    p.add_argument("--version", action=_VersionAction,
+                   help="show rdbench's version and those of the libraries its numbers depend on, and exit")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser = functools.partial(sub.add_parser, formatter_class=_HelpFormatter)  # every subcommand's help
 

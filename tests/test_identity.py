@@ -418,7 +418,7 @@ def test_select_versions_by_extra_column_and_relabel_keep_curves_apart_with_cont
                           "codec": ["a\x00x", "a\x00y", "a\x00y"], "codec_version": ["1", "1", "2"],
                           "source": ["measured"] * 3, "image_set_size": [3] * 3})
     labels = relabel(table)["label"]
-    assert labels.nunique() == 3
+    assert len(set(labels)) == 3  # Python's set: pandas 2.1's nunique() itself counts these three as one
 
 
 def test_no_identity_is_joined_with_control_characters():

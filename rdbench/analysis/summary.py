@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from rdbench import __version__
+from rdbench import __version__, describe_libraries, library_versions
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, low_overlap_warning, markdown_table, md_code, md_escape
@@ -43,6 +43,7 @@ def runs_table(runs: Sequence[dict]) -> pd.DataFrame:
         "finished at": r.get("finished_at", ""),
         "command": md_code(_command(r.get("command", ""))),
         "rdbench": r.get("rdbench_version", ""),
+        "libraries": describe_libraries(r["libraries"]) if r.get("libraries") else "not recorded",
         "dataset": f"{r.get('dataset', '')} ({r.get('dataset_source', '')})",
         "measured": r.get("ok", ""),
         "failed": r.get("failed", ""),
@@ -136,7 +137,8 @@ def report_document(
     comparing = (f"Every BD table compares against the anchor {md_code(anchor)} (measured if it was run, else its published "
                  f"curve; each table names which), BD method {method}; MS-SSIM (dB) in the convention each table "
                  "names (the dB of the mean MS-SSIM wherever a published curve is in the comparison).")
-    head = [f"# rdbench report\n\nMade {md_escape(made_at)} by rdbench {__version__} with {md_code(_command(command))}.",
+    head = [f"# rdbench report\n\nMade {md_escape(made_at)} by rdbench {__version__} ({md_escape(describe_libraries(library_versions()))}) "
+            f"with {md_code(_command(command))}.",
             comparing,
             "Datasets: " + "; ".join(_image_sets(measured, d) for d in datasets)
             + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
-from rdbench import __version__
+from rdbench import __version__, library_versions
 from rdbench.bench.executor import Executor, LocalExecutor
 from rdbench.bench.measure import Item, Settings, error_row, measure
 from rdbench.bench.store import ResultStore, StoreWriteError, cut_torn_line, quality_key, read_stored_rows
@@ -255,6 +255,7 @@ def _log_run(out_dir: Path, dataset: Dataset, codecs, qualities, summary: RunSum
         "finished_at": utc_now(),
         "command": argv if argv is not None else sys.argv,
         "rdbench_version": __version__,
+        "libraries": library_versions(),
         "dataset": dataset.name,
         "dataset_source": dataset.source,
         "codecs": {c.spec.text: c.version for c in codecs},

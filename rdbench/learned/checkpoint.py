@@ -12,6 +12,11 @@ A CompressAI checkpoint (a bare state dict, or one nested under "state_dict") of
 bmshj2018-factorized, bmshj2018-hyperprior, mbt2018-mean or mbt2018 loads too: the boxes it has
 (h_a, context_prediction) and the shapes of its weights give N, M, k, K and, through
 ModelConfig.from_boxes, the variant.
+
+CompressAI 1.2.7 renamed the entropy bottleneck's parameters (`_matrix0`, `_bias0`, `_factor0`
+became `matrices.0`, `biases.0`, `factors.0`); 1.2.7 and 1.2.8 read the old names, 1.2.6 refuses
+the new ones. `translate_compressai_keys` makes either load under either, and `model_id` hashes
+the 1.2.6 names, so one set of weights has one id whichever CompressAI is installed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +36,66 @@ from rdbench.learned.models import LatentModel
 
 FORMAT = "rdbench-checkpoint"
 FORMAT_VERSION = 1
+
+
+# An entropy bottleneck's parameter under either naming; the prefix is the module's path.
+_ATTRIBUTE_KEY = re.compile(r"(?P<prefix>(?:.+\.)?)_(?P<kind>matrix|bias|factor)(?P<index>\d+)")
+_LIST_KEY = re.compile(r"(?P<prefix>(?:.+\.)?)(?P<kind>matrices|biases|factors)\.(?P<index>\d+)")
+_PLURAL = {"matrix": "matrices", "bias": "biases", "factor": "factors"}
+_SINGULAR = {v: k for k, v in _PLURAL.items()}
+LIST_NAMING_SINCE = (1, 2, 7)  # the first CompressAI whose EntropyBottleneck holds nn.ParameterLists
+
+
+def _other_naming(key: str) -> str | None:
+    """`x._matrix0` <-> `x.matrices.0` (and bias, factor); None for any other key."""
+    if m := _ATTRIBUTE_KEY.fullmatch(key):
+        return f"{m['prefix']}{_PLURAL[m['kind']]}.{m['index']}"
+    if m := _LIST_KEY.fullmatch(key):
+        return f"{m['prefix']}_{_SINGULAR[m['kind']]}{m['index']}"
+    return None
+
+
+def _installed_uses_lists() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("compressai")
+    except PackageNotFoundError:
+        return True
+    parts = tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+    return parts >= LIST_NAMING_SINCE
+
+
+def translate_compressai_keys(state_dict: Mapping, target_keys: Iterable[str] | None = None) -> dict:
+    """`state_dict` with its entropy bottleneck keys in the naming the loading model expects.
+
+    target_keys: the keys of the model that will load it (`model.state_dict().keys()`); a key is
+    renamed only where its other name is one of them and its own is not, which is exact for any
+    model. Without target_keys, every `_matrix<i>`/`matrices.<i>` (bias, factor) key takes the
+    naming of the installed CompressAI (1.2.7 and later: lists). Values are not copied, and torch
+    is not imported. Old CompressAI 1.1 names (`_matrices.0`) are `compressai.zoo.load_pretrained`'s
+    business and pass through.
+    """
+    if target_keys is not None:
+        target = set(target_keys)
+        out = {}
+        for key, value in state_dict.items():
+            other = _other_naming(key)
+            out[other if key not in target and other in target else key] = value
+        return out
+    lists = _installed_uses_lists()
+    out = {}
+    for key, value in state_dict.items():
+        other = _other_naming(key)
+        if other is not None and (_LIST_KEY.fullmatch(key) is None) == lists:
+            key = other
+        out[key] = value
+    return out
+
+
+def _canonical_key(key: str) -> str:
+    """The 1.2.6 name of a state dict key (what model_id hashes)."""
+    return _other_naming(key) if _LIST_KEY.fullmatch(key) else key
 
 
 class CheckpointError(ValueError):
@@ -44,9 +111,11 @@ class LoadedModel:
 
 
 def model_id(model: LatentModel) -> bytes:
-    """8 bytes of SHA-256 over the configuration and every tensor of the state dict."""
+    """8 bytes of SHA-256 over the configuration and every tensor of the state dict, under the
+    1.2.6 key names whichever CompressAI is installed."""
     h = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
+    state = {_canonical_key(name): tensor for name, tensor in model.state_dict().items()}
+    for name, tensor in sorted(state.items()):
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.numpy().tobytes())
@@ -167,6 +236,7 @@ def load(path: str | Path, device: str = "cpu") -> LoadedModel:
         config = infer_config(state_dict, str(path))
         training = {"source": "compressai"}
     model = LatentModel(config)
+    state_dict = translate_compressai_keys(state_dict, model.state_dict().keys())
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:

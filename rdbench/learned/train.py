@@ -321,6 +321,13 @@ def _resume(out: Path, opts: TrainOptions, model, optimizer, aux_optimizer):
     saved = ModelConfig.from_dict(payload["config"])
     if saved != opts.config:
         raise TrainingError(f"{out}: was trained as {saved}, not {opts.config}; choose another path")
+    own = model.state_dict().keys()
+    if set(payload["state_dict"]) != set(own) and set(checkpoint.translate_compressai_keys(payload["state_dict"], own)) == set(own):
+        # the weights would load, but the optimizers hold their state by parameter order, which
+        # the two namings of the entropy bottleneck (CompressAI 1.2.6 vs 1.2.7+) order differently
+        raise TrainingError(f"{out}: saved under a CompressAI that names the entropy bottleneck's parameters "
+                            "differently (1.2.6 vs 1.2.7 and later); its optimizer state cannot resume here: "
+                            "resume it under that CompressAI, or train to another path")
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
     if aux_optimizer is not None and payload.get("aux_optimizer"):
