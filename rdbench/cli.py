@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="do not write DIR/report.md at the end")
     r.add_argument("--anchor", default="bpg", help="anchor codec of the report (measured if run, else published)")
     r.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where learned codecs run their transforms")
+    r.add_argument("--check-decode", action="store_true",
+                   help="decode every learned stream a second time in another process, with another torch thread count "
+                        "and on the CPU, and store whether the pixels were identical (column decode_check)")
     r.set_defaults(fn=cmd_run)
 
     t = sub.add_parser("train", help="train a learned codec (Minnen 2018 family) on a folder of images",

@@ -400,3 +400,42 @@ def test_zoo_weights_by_quality_are_fetched_verified_and_coded(tiny_models, serv
     with pytest.raises(ValueError, match="no cheng2020-attn weights for metric ms-ssim|no .* weights"):
         monkeypatch.setitem(zoo.EXTRA_MODELS, "cheng2020-attn", {})
         load("compressai:arch=cheng2020-attn,metric=ms-ssim")
+
+
+@pytest.mark.slow
+def test_check_decode_reports_a_thread_dependent_decoder_and_not_an_exact_one(tiny_models, untrained_family, small_dataset,
+                                                                              tmp_path):
+    import pandas as pd
+
+    thread_dependent = f"model:class=my_models:ThreadDependent,checkpoint={tiny_models['user']},threads=2"
+    exact = f"learned:checkpoint={untrained_family},threads=2"
+    out = tmp_path / "r"
+    done = run_cli("run", "--dataset", str(small_dataset), "--max-images", "2", "--codec", thread_dependent, "--codec", exact,
+                   "--quality", "1", "--out", str(out), "--no-progress", "--workers", "1", "--check-decode")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = pd.read_csv(out / "results.csv")
+    assert (rows["status"] == "ok").all() and len(rows) == 4
+    checks = dict(zip(rows["codec"], rows["decode_check"]))
+    assert checks[exact] == "identical"
+    assert checks[thread_dependent].startswith("mismatch: ") and "max 3)" in checks[thread_dependent]
+    from rdbench.analysis.items import decode_checks
+
+    table = decode_checks(rows).set_index("codec")
+    assert table.loc[thread_dependent, "flag"] == "MISMATCH" and table.loc[exact, "flag"] == ""
+    done = run_cli("report", str(out), "--out", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "decode check MISMATCH" in report and "1 curve(s) flagged MISMATCH" in report
+
+
+@pytest.fixture(scope="module")
+def untrained_family(tmp_path_factory):
+    """An rdbench checkpoint of its own exact family (N = M = 32, as initialised, seeded)."""
+    from rdbench.learned import checkpoint
+    from rdbench.learned.config import ModelConfig
+    from rdbench.learned.models import LatentModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("family") / "mean-scale.pt"
+    checkpoint.save(path, LatentModel(ModelConfig("mean-scale", 32, 32, 5, 1, (0.0067,))), {"steps": 0})
+    return path

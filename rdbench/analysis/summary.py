@@ -18,7 +18,7 @@ from rdbench import __version__
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, markdown_table
-from rdbench.analysis.items import failed_items, headings, speed_table
+from rdbench.analysis.items import decode_checks, failed_items, headings, speed_table
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
 from rdbench.analysis.tables import bd_table, convention, section_metric
 from rdbench.bench.columns import HEADLINE_METRICS, title
@@ -133,6 +133,12 @@ def report_document(
             + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "
             "compared with each other."]
     rules = [*notes]
+    if rows is not None:
+        flagged = decode_checks(rows).query("flag != ''")
+        if len(flagged):
+            rules.append("**decode check MISMATCH** (`--check-decode`): streams of " + ", ".join(
+                f"`{c}`" for c in dict.fromkeys(flagged["codec"])) + " decode to other pixels in another process or "
+                "thread count; see Decode consistency")
     if common_images:
         rules.append("--common-images: curves over different image sets are compared on the images both measured "
                      "(the `images` column of each BD table says which)")
@@ -212,6 +218,17 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
             "the encode and decode calls alone (see Timing in the README), and megapixels per second (pixels over "
             "summed seconds). Single-core times, noisy on a busy machine: compare codecs of one run.\n\n"
             + (markdown_table(headings(speed.drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
+    checks = decode_checks(rows)
+    if len(checks):
+        doc.tables[f"decode-check{suffix}.csv"] = checks
+        flagged = checks[checks["flag"] != ""]
+        text += (f"\n\n## {heading}Decode consistency (--check-decode)\n\nEach stream decoded a second time in "
+                 "another process, with another torch thread count and on the CPU. "
+                 + (f"**{len(flagged)} curve(s) flagged MISMATCH**: their streams do not decode to the same pixels "
+                    "everywhere (CompressAI's float entropy parameters and transforms), so their numbers hold for "
+                    "the machine and thread count that measured them only." if len(flagged) else
+                    "Every checked stream decoded to identical pixels.")
+                 + "\n\n" + markdown_table(headings(checks.drop(columns="dataset"))))
     failed = failed_items(rows)
     if len(failed):
         doc.tables[f"failed{suffix}.csv"] = failed

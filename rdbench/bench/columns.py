@@ -64,6 +64,9 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("setup_s", "float", "s", "setup time (s)", "seconds the worker spent loading and warming up the codec "
            "(untimed in enc_s and dec_s) just before this item: on its first item of the codec, and of each further "
            "model of a learned codec, in each worker; empty otherwise"),
+    Column("decode_check", "str", "", "decode check", "with --check-decode (learned codecs): 'identical' when a "
+           "second decode in another process, with another torch thread count and on the CPU, gave the same pixels; "
+           "'mismatch: ...' or 'error: ...' otherwise; empty when not checked"),
     Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
     Column("error", "str", "", "error", "what failed, for an error row"),
     Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),

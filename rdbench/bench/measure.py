@@ -45,6 +45,7 @@ class Item:
 class Settings:
     timeout_s: float = 600.0
     keep_dir: str | None = None  # write bitstreams and reconstructions here
+    check_decode: bool = False  # decode learned streams again elsewhere (bench/decode_check.py)
 
 
 # What this worker process has set up: codecs by spec text, and the warm-up families done.
@@ -80,6 +81,19 @@ def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Cod
     _warmed.add(family)
     # the load counts once, on the first warm-up, whoever loaded it (check_codec_version may have)
     return codec, time.perf_counter() - started + _load_s.pop(item.codec, 0.0)
+
+
+_checker = None
+
+
+def _decode_checker():
+    """This worker's decode-check helper (one process, started on first use)."""
+    global _checker
+    if _checker is None:
+        from rdbench.bench.decode_check import DecodeChecker
+
+        _checker = DecodeChecker()
+    return _checker
 
 
 def _reference(image: ImageRef) -> Reference:
@@ -178,6 +192,8 @@ def measure(item: Item, settings: Settings) -> dict:
             raise ValueError(f"decoder returned {got} {getattr(decoded, 'dtype', '')}, expected uint8 {original.shape}")
         row.update(reference.measure(decoded))
         row.update(codec.extra_measurements(original, item.quality, data))
+        if settings.check_decode and codec.learned:
+            row["decode_check"] = _decode_checker().check(codec, data, decoded)
         if reference.ms_ssim_reason:
             row["note"] = "; ".join(filter(None, [row["note"], reference.ms_ssim_reason]))
         if settings.keep_dir:

@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
     out = args.out or str(Path(DEFAULT_RESULTS_DIR) / dataset.name)
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
-    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None)
+    settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None, check_decode=args.check_decode)
     executor = dask_executor(args)
     try:
         summary = run(
