@@ -165,7 +165,34 @@ class ModelCodec(_LearnedBase):
             if self.vbr:
                 model.no_quantoffset = False
             point.model = model.to(self.opts["device"])
+            if self._latent_stride is None:
+                self._latent_stride = self._measure_latent_stride(point)
         return point
+
+    _latent_stride = None  # 0: the model's shapes follow no simple rule (only bounds are checked)
+
+    def _measure_latent_stride(self, point) -> int:
+        """How the model's `shape` follows the padded image: f when compress gives (H/f, W/f) on
+        64 x 64 and 64 x 128 images (every CompressAI image model), else 0. decode then refuses
+        a container whose shape is not the model's own for its image: CompressAI's decoders read
+        past their strings on a shape they did not write (found by fuzzing: a process abort)."""
+        import torch
+
+        kwargs = {"stage": 2, "s": 0, "inputscale": torch.tensor(1.0, device=self.opts["device"])} if self.vbr else {}
+        if self.vbr and self.arch in __import__("rdbench.learned.any_model", fromlist=["VR_BOTTLENECK"]).VR_BOTTLENECK:
+            return 0  # the bottleneck is rebuilt per step; bounds only
+        shapes = []
+        try:
+            for w in (64, 128):
+                with torch.no_grad():
+                    out = point.model.compress(torch.zeros(1, 3, 64, w, device=self.opts["device"]), **kwargs)
+                shapes.append(tuple(int(v) for v in out["shape"]))
+        except Exception:
+            return 0  # the contract check names what is wrong
+        (h1, w1), (h2, w2) = shapes if all(len(s) == 2 for s in shapes) else ((0, 0), (0, 0))
+        if h1 and h1 == w1 == h2 and w2 == 2 * w1 and 64 % h1 == 0:
+            return 64 // h1
+        return 0
 
     def _model_for(self, quality):
         """(model, compress/decompress keyword arguments, the container's quality knob, model id)."""
@@ -298,7 +325,13 @@ class ModelCodec(_LearnedBase):
             model, kwargs = point.model, {}
         from compressai.ops import compute_padding
 
-        _, unpad = compute_padding(c.height, c.width, min_div=self.stride)
+        pad, unpad = compute_padding(c.height, c.width, min_div=self.stride)
+        if self._latent_stride:
+            f = self._latent_stride
+            expected = ((c.height + pad[2] + pad[3]) // f, (c.width + pad[0] + pad[1]) // f)
+            if tuple(c.shape) != expected:
+                raise ContainerError(f"container damaged: latent shape {tuple(c.shape)}, but this model's for a "
+                                     f"{c.width}x{c.height} image is {expected}")
         shape = c.shape if not c.shape or isinstance(c.shape[0], int) else [torch.Size(s) for s in c.shape]
         if shape and isinstance(shape[0], int):
             shape = torch.Size(shape)

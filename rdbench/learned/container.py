@@ -21,13 +21,14 @@ The container keeps exactly that, plus what decoding needs and a checksum:
     -       -     the strings, in order, back to back
     -       4     CRC-32 of everything before it
 
-The overhead is 35 bytes + 4 per shape entry + 2 per group + 4 per string: 57 bytes for a
-hyperprior model ([[y], [z]], shape (h, w)). bpp counts every byte of it.
+The overhead is 36 bytes + 4 per shape value (+ 1 per entry of a nested shape) + 2 per group +
+4 per string: 56 bytes for a hyperprior model ([[y], [z]], shape (h, w)). bpp counts every byte of it.
 
 `parse` checks, in order and before anything is allocated or decoded: length, magic, version,
 the checksum (damage is reported as damage), then every field against the bytes that are there
-(counts, lengths, the image at most `max_pixels` pixels, each shape entry at most the image's
-larger side). Every failure is a ContainerError that names the problem; nothing else is raised.
+(counts, lengths, the image at most `max_pixels` pixels, each shape value at most the image's
+larger side plus padding, each latent grid at most a quarter of the padded image's positions).
+Every failure is a ContainerError that names the problem; nothing else is raised.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _U16 = struct.Struct("<H")
 MIN_BYTES = _HEAD.size + 1 + 1 + 1 + _CRC.size
 MAX_GROUPS = 255
 MAX_STRINGS = 2**16 - 1
+PAD_ALLOWANCE = 256  # px a model's padding may add to each side
 
 
 class ContainerError(CodecError):
@@ -128,6 +130,19 @@ class _Reader:
         return _U32.unpack(self.take(4, what))[0]
 
 
+def _check_shape(shape: list, depth: int, height: int, width: int) -> None:
+    """A latent grid is smaller than the image: each value at most the padded side, and each
+    grid at most a quarter of the padded image's positions (every CompressAI model downsamples by
+    16 or more; this leaves room for a model that downsamples by 2)."""
+    side = max(height, width) + PAD_ALLOWANCE
+    area = (height + PAD_ALLOWANCE) * (width + PAD_ALLOWANCE) // 4
+    grids = [shape] if depth == 1 else shape
+    for grid in grids:
+        if any(v > side for v in grid) or math.prod(grid) > area:
+            raise ContainerError(f"container damaged: latent shape {tuple(grid)} is larger than a {width}x{height} "
+                                 "image's latents can be")
+
+
 def parse(data: bytes, max_pixels: int | None = None) -> Container:
     """The fields of `data`, every one checked (see the module docstring); raises ContainerError."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -155,14 +170,12 @@ def parse(data: bytes, max_pixels: int | None = None) -> Container:
     depth = reader.byte("shape depth")
     if depth not in (1, 2):
         raise ContainerError(f"container damaged: shape depth {depth}, expected 1 or 2")
-    limit = max(height, width) + 1024  # no latent of a real model is larger than the padded image
     count = reader.byte("shape")
     shape = []
     for _ in range(count):
         values = [reader.u32("shape") for _ in range(reader.byte("shape entry") if depth == 2 else 1)]
-        if any(v > limit for v in values):
-            raise ContainerError(f"container damaged: shape value {max(values)} is larger than the image ({width}x{height})")
         shape.append(tuple(values) if depth == 2 else values[0])
+    _check_shape(shape, depth, height, width)
     groups = reader.byte("string groups")
     lengths = []
     for g in range(groups):
