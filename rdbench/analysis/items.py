@@ -34,6 +34,9 @@ def speed_table(rows: pd.DataFrame) -> pd.DataFrame:
                         dec_sum=("dec_s", "sum")).reset_index()
     table["enc_mpx_s"] = table["pixels"] / table["enc_sum"]
     table["dec_mpx_s"] = table["pixels"] / table["dec_sum"]
+    for name, how in (("parameters", "max"), ("enc_kmac_px", "mean"), ("dec_kmac_px", "mean")):  # learned codecs' complexity
+        values = pd.to_numeric(ok[name], errors="coerce") if name in ok else pd.Series(float("nan"), index=ok.index)
+        table[name] = values.groupby([ok["dataset"], ok["codec"], ok["codec_version"]], sort=False).agg(how).to_numpy()
     return table[names]
 
 

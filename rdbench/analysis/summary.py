@@ -217,7 +217,8 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
     text = (f"## {heading}Coding speed\n\nPer codec and version over its ok items: wall-clock seconds per image of "
             "the encode and decode calls alone (see Timing in the README), and megapixels per second (pixels over "
             "summed seconds). Single-core times, noisy on a busy machine: compare codecs of one run.\n\n"
-            + (markdown_table(headings(speed.drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
+            + (markdown_table(headings(_without_empty_complexity(speed).drop(columns="dataset")), "{:.3g}") if len(speed)
+               else "(no ok item)"))
     checks = decode_checks(rows)
     if len(checks):
         doc.tables[f"decode-check{suffix}.csv"] = checks
@@ -240,6 +241,11 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
     else:
         failed_text = f"## {heading}Failed items\n\nNone: every item was measured."
     return [text, failed_text]
+
+
+def _without_empty_complexity(speed: pd.DataFrame) -> pd.DataFrame:
+    """The speed table without the learned-model complexity columns when no codec has them."""
+    return speed.drop(columns=[c for c in ("parameters", "enc_kmac_px", "dec_kmac_px") if speed[c].isna().all()])
 
 
 def bd_anchor_measured(rows: pd.DataFrame, anchor: str) -> bool:

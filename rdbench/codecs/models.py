@@ -90,6 +90,7 @@ class ModelCodec(_LearnedBase):
     def __init__(self, spec: Spec | str | None = None):
         super().__init__(spec)
         self._by_scale: dict = {}  # -vbr models with a variable-rate bottleneck: a copy per step
+        self._complexity: dict = {}
         self._checked = False
         try:
             self.stride = int(self.opts["stride"])
@@ -268,7 +269,7 @@ class ModelCodec(_LearnedBase):
         from compressai.ops import compute_padding
 
         h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+        x = torch.from_numpy(np.array(image, np.uint8)).permute(2, 0, 1)[None].float().div(255)
         x = x.to(self.opts["device"])
         pad, unpad = compute_padding(h, w, min_div=self.stride)
         if any(pad):
@@ -364,7 +365,18 @@ class ModelCodec(_LearnedBase):
         if not likelihoods:
             return {}
         bits = sum(float(-torch.log2(v).sum()) for v in likelihoods.values())
-        return {"bpp_estimated": bits / (image.shape[0] * image.shape[1])}
+        return {"bpp_estimated": bits / (image.shape[0] * image.shape[1]), **self.complexity(quality)}
+
+    def complexity(self, quality) -> dict:
+        """parameters, enc_kmac_px, dec_kmac_px (and kMAC/px per box) of the model coding
+        `quality` (learned/any_model.complexity), counted once per model and process."""
+        from rdbench.learned.any_model import complexity
+
+        model, kwargs, knob, mid = self._model_for(quality)
+        key = (mid, knob)
+        if key not in self._complexity:
+            self._complexity[key] = complexity(model, kwargs)
+        return {k: self._complexity[key][k] for k in ("parameters", "enc_kmac_px", "dec_kmac_px")}
 
     # -- timing -----------------------------------------------------------------------------------
     def warm_up_family(self, quality):

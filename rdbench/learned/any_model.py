@@ -118,3 +118,50 @@ def model_id(cls, state_dict: dict) -> bytes:
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# -- complexity -------------------------------------------------------------------------------------
+ENCODER_BOXES = ("g_a", "h_a", "h_s", "context_prediction", "entropy_parameters")
+DECODER_BOXES = ("h_s", "context_prediction", "entropy_parameters", "g_s")
+COMPLEXITY_SIDE = 256  # px: the square image the MACs are counted on (they scale with pixels)
+
+
+def complexity(model: torch.nn.Module, compress_kwargs: dict | None = None, side: int = COMPLEXITY_SIDE) -> dict:
+    """Parameters and kMAC per pixel of a model with CompressAI's contract.
+
+    Counted by torch's FlopCounterMode (MACs = FLOPs / 2: convolutions, transposed convolutions,
+    matrix products; GDN's 1x1 convolution over x^2 included) on a side x side image.
+    - A model with the paper's boxes (g_a and g_s; h_a, h_s, context_prediction,
+      entropy_parameters when it has them): one forward pass, counted box by box
+      (`<box>_kmac_px`); the encoder is g_a + h_a + h_s + context_prediction +
+      entropy_parameters (it computes the parameters it codes with), the decoder h_s +
+      context_prediction + entropy_parameters + g_s. context_prediction is counted dense
+      (CompressAI's masked convolution multiplies the masked taps too).
+    - Any other model: whatever its compress and decompress run, counted whole.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    compress_kwargs = dict(compress_kwargs or {})
+    device = next(model.parameters()).device
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(device)
+    pixels = side * side
+    out = {"parameters": parameter_count(model)}
+    prefix = type(model).__name__ + "."
+    if hasattr(model, "g_a") and hasattr(model, "g_s"):
+        forward_kwargs = {k: v for k, v in compress_kwargs.items() if k != "s"}
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x, **forward_kwargs)
+        boxes = {name[len(prefix):]: sum(ops.values()) / 2 for name, ops in counter.get_flop_counts().items()
+                 if name.startswith(prefix) and "." not in name[len(prefix):]}
+        out.update({f"{box}_kmac_px": macs / pixels / 1e3 for box, macs in boxes.items()})
+        out["enc_kmac_px"] = sum(boxes.get(b, 0.0) for b in ENCODER_BOXES) / pixels / 1e3
+        out["dec_kmac_px"] = sum(boxes.get(b, 0.0) for b in DECODER_BOXES) / pixels / 1e3
+        return out
+    with torch.no_grad():
+        with FlopCounterMode(display=False) as counter:
+            encoded = model.compress(x, **compress_kwargs)
+        out["enc_kmac_px"] = counter.get_total_flops() / 2 / pixels / 1e3
+        with FlopCounterMode(display=False) as counter:
+            model.decompress(encoded["strings"], encoded["shape"], **compress_kwargs)
+        out["dec_kmac_px"] = counter.get_total_flops() / 2 / pixels / 1e3
+    return out
