@@ -24,6 +24,7 @@ from rdbench.commands import (
     cmd_export,
     cmd_metrics,
     cmd_plot,
+    cmd_profile,
     cmd_report,
     cmd_run,
     cmd_targets,
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-report", action="store_true", help="do not write DIR/report.md at the end")
     r.add_argument("--anchor", default="bpg", help="anchor codec of the report (measured if run, else published)")
     r.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where learned codecs run their transforms")
+    r.add_argument("--check-decode", action="store_true",
+                   help="decode every learned stream a second time in another process, with another torch thread count "
+                        "and on the CPU, and store whether the pixels were identical (column decode_check)")
     r.set_defaults(fn=cmd_run)
 
     t = sub.add_parser("train", help="train a learned codec (Minnen 2018 family) on a folder of images",
@@ -302,6 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--common-images", action="store_true",
                     help="compare curves over different image sets on the images both measured (said in every table)")
     rp.set_defaults(fn=cmd_report)
+
+    pr = sub.add_parser("profile", help="one codec spec's cost on one image: seconds, rate, parameters, kMAC/px by box")
+    pr.add_argument("spec", metavar="SPEC", help="a codec spec, e.g. compressai:arch=cheng2020-anchor,checkpoint=FILE")
+    pr.add_argument("--image", required=True, metavar="FILE", help="the image to code")
+    pr.add_argument("--quality", type=float, metavar="Q", help="quality (default: the middle of the codec's ladder)")
+    pr.add_argument("--repeats", type=_at_least(1), default=3, help="timed encode/decode pairs (median reported)")
+    pr.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    pr.set_defaults(fn=cmd_profile)
 
     c = sub.add_parser("codecs", help="list codecs, their versions, ladders and availability")
     c.set_defaults(fn=cmd_codecs)

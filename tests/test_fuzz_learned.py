@@ -5,7 +5,7 @@ property over header fields and payload bits.
 
 The long campaign (its figures are in the issue's note):
 
-    python tests/fuzz/fuzz_learned.py --inputs 1250 --seed 2026    # 10,000 inputs over the 8 models
+    python tests/fuzz/fuzz_learned.py --inputs 1250 --seed 2026    # 12,500 inputs over the 8 models and 2 containers
 """
 
 import json
@@ -35,9 +35,9 @@ def test_a_short_campaign_over_every_variant_finds_no_crash_hang_or_unnamed_erro
     report = json.loads(report_path.read_text())
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     totals = report["totals"]
-    assert totals["inputs"] == 16 * 8 and len(report["targets"]) == 8
+    assert totals["inputs"] == 16 * 10 and len(report["targets"]) == 10  # 8 learned variants, 2 containers
     assert totals["other"] == totals["crash"] == totals["hang"] == 0, report
-    assert totals["ok"] > 0 and totals["BitstreamError"] > 0  # the mutations reach the decoder, and its checks
+    assert totals["ok"] > 0 and totals["BitstreamError"] > 0 and totals["ContainerError"] > 0  # decoders and checks reached
 
 
 def test_regression_inputs_decode_without_crash_in_a_child_process():
@@ -91,6 +91,25 @@ def test_each_regression_input_gives_its_named_error(name, codec_for, monkeypatc
     else:
         with pytest.raises(BitstreamError, match=EXPECTED[name]):
             codec.decode(data)
+
+
+CONTAINER_EXPECTED = {  # found by the container targets: CompressAI's decoder aborted the process on them
+    "container-mean-scale--shape-1x128.rdbc": r"latent shape \(1, 128\), but this model's for a 72x40 image is \(1, 2\)",
+    "container-mean-scale--shape-2x127.rdbc": r"latent shape \(2, 127\), but this model's for a 33x97 image is \(2, 1\)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONTAINER_EXPECTED))
+def test_each_container_regression_input_gives_its_named_error(name):
+    sys.path.insert(0, str(FUZZ))
+    import fuzz_learned
+
+    from rdbench.codecs import load
+    from rdbench.learned.container import ContainerError
+
+    codec = load(fuzz_learned.container_targets()[name.split("--")[0]]["spec"])
+    with pytest.raises(ContainerError, match=CONTAINER_EXPECTED[name]):
+        codec.decode((FUZZ / "regressions" / name).read_bytes())
 
 
 # -- a property: header fields and payload bits, checksum resealed --------------------------------

@@ -36,7 +36,35 @@ def speed_table(rows: pd.DataFrame) -> pd.DataFrame:
                         dec_sum=("dec_s", "sum")).reset_index()
     table["enc_mpx_s"] = table["pixels"] / table["enc_sum"]
     table["dec_mpx_s"] = table["pixels"] / table["dec_sum"]
+    for name, how in (("parameters", "max"), ("enc_kmac_px", "mean"), ("dec_kmac_px", "mean")):  # learned codecs' complexity
+        values = pd.to_numeric(ok[name], errors="coerce") if name in ok else pd.Series(float("nan"), index=ok.index)
+        table[name] = values.groupby([ok["dataset"], ok["codec"], ok["codec_version"]], sort=False).agg(how).to_numpy()
     return table[names]
+
+
+DECODE_CHECK_COLUMNS = ["dataset", "codec", "codec_version", "checked", "identical", "mismatch", "error", "flag", "example"]
+
+
+def decode_checks(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, codec, version) with rows checked by --check-decode: how many streams decoded
+    to identical pixels elsewhere, how many did not; `flag` is MISMATCH for a curve with any."""
+    if "decode_check" not in rows:
+        return pd.DataFrame(columns=DECODE_CHECK_COLUMNS)
+    checked = rows[rows["decode_check"].fillna("").astype(str).str.len() > 0]
+    if checked.empty:
+        return pd.DataFrame(columns=DECODE_CHECK_COLUMNS)
+    text = checked["decode_check"].astype(str)
+    checked = checked.assign(identical=text == "identical", mismatch=text.str.startswith("mismatch"),
+                             error=text.str.startswith("error"))
+    table = checked.groupby(["dataset", "codec", "codec_version"], sort=False).agg(
+        checked=("decode_check", "size"), identical=("identical", "sum"), mismatch=("mismatch", "sum"),
+        error=("error", "sum")).reset_index()
+    bad = checked[~checked["identical"]]
+    first = bad.groupby(["dataset", "codec", "codec_version"], sort=False).first()
+    table["example"] = [f"{first.loc[k, 'image']} q{first.loc[k, 'quality']}: {first.loc[k, 'decode_check']}"
+                        if k in first.index else "" for k in zip(table["dataset"], table["codec"], table["codec_version"])]
+    table["flag"] = ["MISMATCH" if m or e else "" for m, e in zip(table["mismatch"], table["error"])]
+    return table[DECODE_CHECK_COLUMNS]
 
 
 def failed_items(rows: pd.DataFrame) -> pd.DataFrame:

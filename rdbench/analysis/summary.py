@@ -18,7 +18,7 @@ from rdbench import __version__, describe_libraries, library_versions
 from rdbench.analysis import DEFAULT_REFERENCES
 from rdbench.analysis.curves import add_curves, curve_groups, describe_set, file_stem, to_compressai_json
 from rdbench.analysis.document import Document, low_overlap_warning, markdown_table, md_code, md_escape
-from rdbench.analysis.items import failed_items, failure_reasons, headings, speed_table
+from rdbench.analysis.items import decode_checks, failed_items, failure_reasons, headings, speed_table
 from rdbench.analysis.per_image import bd_table_per_image, per_image_bd
 from rdbench.analysis.styles import style_map
 from rdbench.analysis.tables import bd_table, convention, section_metric
@@ -144,6 +144,12 @@ def report_document(
             + f". Curves average per-image values ({weighting} weighting); results of different datasets are never "
             "compared with each other."]
     rules = [md_escape(n) for n in notes]
+    if rows is not None:
+        flagged = decode_checks(rows).query("flag != ''")
+        if len(flagged):
+            rules.append("**decode check MISMATCH** (`--check-decode`): streams of " + ", ".join(
+                md_code(c) for c in dict.fromkeys(flagged["codec"])) + " decode to other pixels in another process or "
+                "thread count; see Decode consistency")
     if common_images:
         rules.append("--common-images: curves over different image sets are compared on the images both measured "
                      "(the `images` column of each BD table says which)")
@@ -279,7 +285,18 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
     speed = speed_table(rows)
     doc.tables[f"speed{suffix}.csv"] = speed
     text = (f"## {heading}Coding speed\n\n{SPEED_TEXT}\n\n"
-            + (markdown_table(headings(speed.drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
+            + (markdown_table(headings(_without_empty_complexity(speed).drop(columns="dataset")), "{:.3g}") if len(speed) else "(no ok item)"))
+    checks = decode_checks(rows)
+    if len(checks):
+        doc.tables[f"decode-check{suffix}.csv"] = checks
+        flagged = checks[checks["flag"] != ""]
+        text += (f"\n\n## {heading}Decode consistency (--check-decode)\n\nEach stream decoded a second time in "
+                 "another process, with another torch thread count and on the CPU. "
+                 + (f"**{len(flagged)} curve(s) flagged MISMATCH**: their streams do not decode to the same pixels "
+                    "everywhere (CompressAI's float entropy parameters and transforms), so their numbers hold for "
+                    "the machine and thread count that measured them only." if len(flagged) else
+                    "Every checked stream decoded to identical pixels.")
+                 + "\n\n" + markdown_table(headings(checks.drop(columns="dataset"))))
     failed = failed_items(rows)
     if len(failed):
         doc.tables[f"failed{suffix}.csv"] = failed
@@ -291,6 +308,11 @@ def _items_sections(doc: Document, rows: pd.DataFrame, heading: str, suffix: str
     else:
         failed_text = f"## {heading}Failed items\n\nNone: every item was measured."
     return [text, failed_text]
+
+
+def _without_empty_complexity(speed: pd.DataFrame) -> pd.DataFrame:
+    """The speed table without the learned-model complexity columns when no codec has them."""
+    return speed.drop(columns=[c for c in ("parameters", "enc_kmac_px", "dec_kmac_px") if speed[c].isna().all()])
 
 
 def bd_anchor_measured(rows: pd.DataFrame, anchor: str) -> bool:

@@ -78,6 +78,14 @@ RESULT_COLUMNS: tuple[Column, ...] = (
     Column("setup_s", "float", "s", "setup time (s)", "seconds the worker spent loading and warming up the codec "
            "(untimed in enc_s and dec_s) just before this item: on its first item of the codec, and of each further "
            "model of a learned codec, in each worker; empty otherwise"),
+    Column("parameters", "int", "", "parameters", "a learned model's parameter count (compressai: and model: codecs)"),
+    Column("enc_kmac_px", "float", "kMAC/px", "encoder kMAC/px", "thousands of multiply-accumulates per pixel the "
+           "encoder's networks compute (learned/any_model.complexity)"),
+    Column("dec_kmac_px", "float", "kMAC/px", "decoder kMAC/px", "thousands of multiply-accumulates per pixel the "
+           "decoder's networks compute (learned/any_model.complexity)"),
+    Column("decode_check", "str", "", "decode check", "with --check-decode (learned codecs): 'identical' when a "
+           "second decode in another process, with another torch thread count and on the CPU, gave the same pixels; "
+           "'mismatch: ...' or 'error: ...' otherwise; empty when not checked"),
     Column("status", "str", "", "status", "'ok', or 'error' (the row records a failure)"),
     Column("error", "str", "", "error", "what failed, for an error row"),
     Column("note", "str", "", "note", "conversions applied to the image, reasons a metric is missing"),
@@ -120,6 +128,9 @@ SPEED_COLUMNS: tuple[Column, ...] = (
            "summed enc_s"),
     Column("dec_mpx_s", "float", "MP/s", "decode MP/s", "megapixels decoded per second: the items' pixels over their "
            "summed dec_s"),
+    Column("parameters", "int", "", "parameters", "a learned model's parameters (the largest of the codec's models)"),
+    Column("enc_kmac_px", "float", "kMAC/px", "encoder kMAC/px", "mean over the items of the encoder's kMAC per pixel"),
+    Column("dec_kmac_px", "float", "kMAC/px", "decoder kMAC/px", "mean over the items of the decoder's kMAC per pixel"),
 )
 
 BY_NAME: dict[str, Column] = {c.name: c for c in (*RESULT_COLUMNS, *CURVE_ONLY_COLUMNS, *SPEED_COLUMNS)}

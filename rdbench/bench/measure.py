@@ -50,6 +50,7 @@ class Item:
 class Settings:
     timeout_s: float = 600.0
     keep_dir: str | None = None  # write bitstreams and reconstructions here
+    check_decode: bool = False  # decode learned streams again elsewhere (bench/decode_check.py)
     metrics: tuple[str, ...] | None = None  # names in the metrics registry; None: the default set
     results_dir: str | None = None  # where kept reconstructions of stored items are looked for
 
@@ -90,6 +91,19 @@ def _ready_codec(item: Item, settings: Settings, image: np.ndarray) -> tuple[Cod
     _warmed.add(family)
     # the load counts once, on the first warm-up, whoever loaded it (check_codec_version may have)
     return codec, time.perf_counter() - started + _load_s.pop(item.codec, 0.0)
+
+
+_checker = None
+
+
+def _decode_checker():
+    """This worker's decode-check helper (one process, started on first use)."""
+    global _checker
+    if _checker is None:
+        from rdbench.bench.decode_check import DecodeChecker
+
+        _checker = DecodeChecker()
+    return _checker
 
 
 def _reference(image: ImageRef, metrics: tuple[registry.Metric, ...] = registry.DEFAULT) -> Reference:
@@ -197,6 +211,8 @@ def measure(item: Item, settings: Settings) -> dict:
         row.update(reference.measure(decoded))
         row["metric_versions"] = reference.versions()
         row.update(codec.extra_measurements(original, item.quality, data))
+        if settings.check_decode and codec.learned:
+            row["decode_check"] = _decode_checker().check(codec, data, decoded)
         row["note"] = "; ".join(filter(None, [row["note"], *reference.reasons, *reference.failures]))
         if settings.keep_dir:
             _keep(Path(settings.keep_dir), item, codec.extension, data, decoded)

@@ -72,6 +72,12 @@ def fetch_zoo_weights(codecs: list[Codec], qualities: list | None) -> None:
 
     problems = []
     for codec in codecs:
+        if hasattr(codec, "prefetch"):  # compressai:arch=NAME without a checkpoint (codecs/models.py)
+            try:
+                codec.prefetch(qualities)
+            except CodecUnavailable as exc:
+                problems.append(f"{codec.spec.text}: {exc}")
+            continue
         if codec.spec.name not in ARCHITECTURES:
             continue
         from rdbench.codecs.zoo import fetch_weights

@@ -27,6 +27,9 @@ LEARNED_CODECS = {
     "mbt2018-mean": "rdbench.codecs.learned:zoo_codec",
     "bmshj2018-hyperprior": "rdbench.codecs.learned:zoo_codec",
     "bmshj2018-factorized": "rdbench.codecs.learned:zoo_codec",
+    # any model with CompressAI's contract (codecs/models.py)
+    "compressai": "rdbench.codecs.models:CompressAICodec",
+    "model": "rdbench.codecs.models:UserModelCodec",
 }
 LEARNED_PACKAGES = ("torch", "compressai", "constriction")
 ENTRY_POINT_GROUP = "rdbench.codecs"

@@ -31,11 +31,26 @@ def weights_dir() -> Path:
     return Path(os.environ.get("RDBENCH_WEIGHTS") or Path.home() / ".cache" / "rdbench" / "weights")
 
 
-def weights_url(architecture: str, metric: str, quality: int) -> str:
+def _urls() -> dict:
     from compressai.zoo.image import model_urls
+    from compressai.zoo.image_vbr import model_urls as vbr_urls
 
+    # a -vbr model has one file for every rate: {metric: url}, whatever the quality
+    return {**model_urls, **vbr_urls, **EXTRA_MODELS}
+
+
+def zoo_qualities(architecture: str, metric: str) -> tuple[int, ...]:
+    """The qualities CompressAI's zoo has weights for (1 for a -vbr model's one file; () if none)."""
+    entry = _urls().get(architecture, {}).get(metric)
+    if entry is None:
+        return ()
+    return (1,) if isinstance(entry, str) else tuple(sorted(entry))
+
+
+def weights_url(architecture: str, metric: str, quality: int) -> str:
     try:
-        url = {**model_urls, **EXTRA_MODELS}[architecture][metric][quality]
+        url = _urls()[architecture][metric]
+        url = url if isinstance(url, str) else url[quality]
     except KeyError as exc:
         raise ValueError(f"CompressAI has no {architecture} model for metric {metric}, quality {quality}") from exc
     mirror = os.environ.get("RDBENCH_WEIGHTS_URL")

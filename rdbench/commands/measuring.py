@@ -80,7 +80,8 @@ def cmd_run(args) -> int:
     print(f"rdbench {__version__}: {len(dataset.images)} images ({dataset.source}), "
           f"codecs: {', '.join(c.spec.text for c in codecs)}", file=sys.stderr)
     settings = Settings(timeout_s=args.timeout, keep_dir=out if args.keep else None, results_dir=out,
-                        metrics=tuple(m.name for m in metrics) if args.metric else None)
+                        metrics=tuple(m.name for m in metrics) if args.metric else None,
+                        check_decode=args.check_decode)
     executor = dask_executor(args)
     try:
         summary = run(

@@ -1,5 +1,8 @@
 """Fuzz target: learned bitstream decode, every variant (the golden checkpoints: factorized,
-hyperprior, mean-scale, context, joint; K = 1 and 2).
+hyperprior, mean-scale, context, joint; K = 1 and 2); and the model container of the
+`compressai:` / `model:` codecs (rdbench/learned/container.py) around CompressAI's own strings:
+targets `container-factorized` and `container-mean-scale`, seeded untrained CompressAI models
+(bmshj2018-factorized, mbt2018-mean at N = M = 16) made in a temporary folder at start.
 
 Each input is a mutation of a real stream (tests/golden/streams) that its model's codec decodes
 through `rdbench.codecs.load("learned:checkpoint=...").decode`, in a child process, so that a
@@ -43,7 +46,15 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 GOLDEN = REPO / "tests" / "golden"
 MAX_PIXELS = 2**20
-OUTCOMES = ("ok", "BitstreamError", "CodecError", "other", "crash", "hang")
+OUTCOMES = ("ok", "BitstreamError", "ContainerError", "CodecError", "other", "crash", "hang")
+# the container targets: a smaller pixel limit, since a header may declare an image whose latent
+# grids CompressAI's coder then decodes symbol by symbol (seconds per megapixel for these models)
+CONTAINER_MAX_PIXELS = 2**16
+CONTAINER_ARCHS = {"container-factorized": "bmshj2018-factorized", "container-mean-scale": "mbt2018-mean"}
+# container fields: (name, offset, struct format) in container version 1
+CONTAINER_FIELDS = (("magic", 0, "4s"), ("version", 4, "B"), ("model", 5, "8s"), ("height", 13, "I"), ("width", 17, "I"),
+                    ("quality", 21, "d"), ("shape_depth", 29, "B"), ("shape_count", 30, "B"), ("shape_0", 31, "I"),
+                    ("shape_1", 35, "I"), ("groups", 39, "B"), ("group_count", 40, "H"), ("length_0", 42, "I"))
 
 # header fields: (name, offset, struct format) in format version 2 (rdbench/learned/bitstream.py)
 FIELDS = (("magic", 0, "4s"), ("version", 4, "B"), ("contract", 5, "4s"), ("model", 9, "8s"),
@@ -53,13 +64,46 @@ HEADER = 36
 
 
 def targets() -> dict[str, dict]:
-    """{checkpoint stem: {"checkpoint": path, "streams": [bytes, ...]}} from the golden vectors."""
+    """{checkpoint stem: {"spec": codec spec, "streams": [bytes, ...]}} from the golden vectors,
+    and the container targets."""
     out: dict[str, dict] = {}
     for v in json.loads((GOLDEN / "vectors.json").read_text())["vectors"]:
         stem = Path(v["checkpoint"]).stem
-        entry = out.setdefault(stem, {"checkpoint": str(GOLDEN / v["checkpoint"]), "streams": []})
+        spec = f"learned:checkpoint={GOLDEN / v['checkpoint']},max_pixels={MAX_PIXELS}"
+        entry = out.setdefault(stem, {"spec": spec, "streams": []})
         entry["streams"].append((GOLDEN / v["stream"]).read_bytes())
-    return out
+    return {**out, **container_targets()}
+
+
+_container_targets: dict = {}
+
+
+def container_targets() -> dict[str, dict]:
+    """Seeded untrained CompressAI models saved in a temporary folder, and their containers of
+    three small deterministic images (sizes that need padding)."""
+    if _container_targets:
+        return _container_targets
+    import tempfile
+
+    import numpy as np
+    import torch
+    from compressai.models import FactorizedPrior, MeanScaleHyperprior
+
+    sys.path.insert(0, str(REPO))
+    from rdbench.codecs import load
+
+    folder = Path(tempfile.mkdtemp(prefix="rdbench-fuzz-"))
+    for name, arch in CONTAINER_ARCHS.items():
+        torch.manual_seed(0)
+        net = (FactorizedPrior if arch == "bmshj2018-factorized" else MeanScaleHyperprior)(16, 16)
+        path = folder / f"{name}.pth.tar"
+        torch.save({"state_dict": net.state_dict()}, path)
+        spec = f"compressai:arch={arch},checkpoint={path},max_pixels={CONTAINER_MAX_PIXELS},threads=1"
+        codec = load(spec)
+        rng = np.random.default_rng(0)
+        streams = [codec.encode(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), 1) for h, w in ((40, 72), (64, 64), (97, 33))]
+        _container_targets[name] = {"spec": spec, "streams": streams}
+    return _container_targets
 
 
 # -- mutations ---------------------------------------------------------------------------------
@@ -80,8 +124,53 @@ def _edge_values(fmt: str, current: int, rng: random.Random) -> int:
     return min(max(rng.choice(picks), 0), top)
 
 
+def mutate_container(streams: list[bytes], rng: random.Random) -> tuple[str, bytes]:
+    """(what was done, the mutated container): fields, payload flips and bytes (checksum resealed
+    or not), truncations, extensions, splices, random bytes."""
+    from rdbench.learned.container import reseal as reseal_container
+
+    data = bytearray(rng.choice(streams))
+    kind = rng.choices(["field", "flip", "bytes", "truncate", "extend", "splice", "random"],
+                       weights=[40, 20, 10, 12, 8, 5, 5])[0]
+    if kind == "field":
+        name, offset, fmt = rng.choice(CONTAINER_FIELDS)
+        if fmt.endswith("s"):
+            size = struct.calcsize(fmt)
+            data[offset: offset + size] = rng.randbytes(size) if rng.random() < 0.7 else bytes(size)
+        elif fmt == "d":
+            struct.pack_into("<d", data, offset, rng.choice([0.0, -1.0, 1.0, 2.5, 10.0, 1e308, float("nan"), float("inf")]))
+        else:
+            (current,) = struct.unpack_from("<" + fmt, data, offset)
+            struct.pack_into("<" + fmt, data, offset, _edge_values(fmt, current, rng))
+        out = bytes(data)
+        return f"field {name}", reseal_container(out) if rng.random() < 0.9 else out
+    if kind in ("flip", "bytes"):
+        start = 46  # past the header, the shape and the first lengths: the strings
+        for _ in range(rng.choice([1, 1, 2, 3, 8])):
+            if len(data) > start + 4:
+                i = rng.randrange(start, len(data) - 4)
+                data[i] = data[i] ^ (1 << rng.randrange(8)) if kind == "flip" else rng.randrange(256)
+        return f"payload {kind}", reseal_container(bytes(data))
+    if kind == "truncate":
+        out = bytes(data[: rng.randrange(0, len(data))])
+        return "truncated", reseal_container(out) if rng.random() < 0.5 else out
+    if kind == "extend":
+        out = bytes(data) + rng.randbytes(rng.choice([1, 3, 4, 8, 64]))
+        return "extended", reseal_container(out) if rng.random() < 0.8 else out
+    if kind == "splice":
+        other = rng.choice(streams)
+        cut = rng.randrange(5, max(6, min(len(data), len(other))))
+        return "splice", reseal_container(bytes(data[:cut]) + other[cut:])
+    out = rng.randbytes(rng.choice([0, 1, 5, 36, 37, 64, 300]))
+    if rng.random() < 0.5 and len(out) >= 5:
+        out = b"RDBC\x01" + out[5:]
+    return "random bytes", reseal_container(out) if rng.random() < 0.5 else out
+
+
 def mutate(streams: list[bytes], rng: random.Random) -> tuple[str, bytes]:
     """(what was done, the mutated input)."""
+    if streams[0][:4] == b"RDBC":
+        return mutate_container(streams, rng)
     data = bytearray(rng.choice(streams))
     kind = rng.choices(["field", "flip", "bytes", "truncate", "extend", "random-payload", "splice", "random"],
                        weights=[30, 20, 10, 12, 8, 10, 5, 5])[0]
@@ -147,6 +236,7 @@ def worker() -> None:
     from rdbench.codecs import load
     from rdbench.errors import CodecError
     from rdbench.learned.bitstream import BitstreamError
+    from rdbench.learned.container import ContainerError
 
     codecs = {}
     stdin, stdout = sys.stdin.buffer, sys.stdout
@@ -158,14 +248,16 @@ def worker() -> None:
             return
         meta = json.loads(stdin.read(struct.unpack("<I", head)[0]))
         data = stdin.read(meta["length"])
-        if meta["checkpoint"] not in codecs:
-            codecs[meta["checkpoint"]] = load(f"learned:checkpoint={meta['checkpoint']},max_pixels={MAX_PIXELS}")
+        if meta["spec"] not in codecs:
+            codecs[meta["spec"]] = load(meta["spec"])
         t0 = time.perf_counter()
         try:
-            image = codecs[meta["checkpoint"]].decode(data)
+            image = codecs[meta["spec"]].decode(data)
             outcome, detail = "ok", f"{image.shape}"
         except BitstreamError as exc:
             outcome, detail = "BitstreamError", str(exc)
+        except ContainerError as exc:
+            outcome, detail = "ContainerError", str(exc)
         except CodecError as exc:
             outcome, detail = "CodecError", f"{type(exc).__name__}: {exc}"
         except BaseException as exc:  # noqa: B036  (what this target exists to find)
@@ -195,10 +287,10 @@ class Child:
         line = self.proc.stdout.readline()
         return line or None
 
-    def run(self, checkpoint: str, data: bytes, timeout: float) -> dict:
+    def run(self, spec: str, data: bytes, timeout: float) -> dict:
         if self.proc is None or self.proc.poll() is not None:
             self.start()
-        meta = json.dumps({"checkpoint": checkpoint, "length": len(data)}).encode()
+        meta = json.dumps({"spec": spec, "length": len(data)}).encode()
         t0 = time.perf_counter()
         try:
             self.proc.stdin.write(struct.pack("<I", len(meta)) + meta + data)
@@ -208,6 +300,11 @@ class Child:
         line = self._read_line(timeout)
         if line is not None:
             return json.loads(line)
+        if self.proc.poll() is None:
+            try:  # its output closed: it is dying, not hanging
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
         if self.proc.poll() is None:  # still running: a hang
             self.proc.kill()
             self.proc.wait()
@@ -241,13 +338,13 @@ def campaign(args) -> dict:
             indices = [args.only] if args.only is not None else range(args.inputs)
             for i in indices:
                 what, data = input_for(args.seed, name, i, entry["streams"])
-                result = child.run(entry["checkpoint"], data, args.timeout)
+                result = child.run(entry["spec"], data, args.timeout)
                 counts[result["outcome"]] += 1
                 kinds[f"{what}: {result['outcome']}"] += 1
                 worst = max(worst, result["seconds"])
                 if result["outcome"] in ("other", "crash", "hang"):
                     save.mkdir(parents=True, exist_ok=True)
-                    path = save / f"{name}--seed{args.seed}-{i}.rdbl"
+                    path = save / f"{name}--seed{args.seed}-{i}.{'rdbc' if name in CONTAINER_ARCHS else 'rdbl'}"
                     path.write_bytes(data)
                     failures.append({"input": i, "mutation": what, **result, "saved": str(path)})
                 if args.only is not None:
@@ -273,9 +370,9 @@ def replay(args) -> dict:
     child = Child()
     results = {}
     try:
-        for path in sorted(Path(args.replay).glob("*.rdbl")):
+        for path in sorted([*Path(args.replay).glob("*.rdbl"), *Path(args.replay).glob("*.rdbc")]):
             target = path.name.split("--", 1)[0]
-            results[path.name] = child.run(all_targets[target]["checkpoint"], path.read_bytes(), args.timeout)
+            results[path.name] = child.run(all_targets[target]["spec"], path.read_bytes(), args.timeout)
             print(f"{path.name:<60} {results[path.name]['outcome']:<15} {results[path.name]['detail'][:100]}")
     finally:
         child.close()
