@@ -17,8 +17,20 @@ from rdbench.learned import exact  # noqa: E402
 from rdbench.learned.symbols import MixtureCoder  # noqa: E402
 
 
+def reference_distribution(coder, params):
+    """MixtureCoder._distribution as rdbench computed it before issue 26, in torch."""
+    K, M = coder.K, coder.M
+    n = params.shape[0]
+    logits, means, scales = (params[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
+    weights = exact.exp_table()(logits - logits.max(dim=1, keepdim=True).values)
+    heaviest = weights.argmax(dim=1, keepdim=True)
+    centres = torch.round(means.gather(1, heaviest)[:, 0])
+    return weights, means, coder._snap_scales(scales), centres
+
+
 def reference_pmf(K, weights, means, stds, centres, half_width):
     """The bin-by-bin construction (rdbench's MixtureCoder before the edge-sharing one), in torch."""
+    weights, means, stds, centres = (torch.as_tensor(a) for a in (weights, means, stds, centres))
     cdf = exact.normal_cdf()
     offsets = torch.arange(-half_width, half_width + 1, dtype=exact.DTYPE)
     v = centres[..., None] + offsets
@@ -62,7 +74,11 @@ def test_mixture_tables_are_the_bits_of_the_bin_by_bin_construction(K, half_widt
     rng = np.random.default_rng(K * 100 + half_width)
     M, n = 8, 97
     coder = MixtureCoder(M, K)
-    weights, means, stds, centres = coder._distribution(random_params(rng, n, K, M, spread))
+    params = random_params(rng, n, K, M, spread)
+    distribution = coder._distribution(params)
+    for got, expected in zip(distribution, reference_distribution(coder, params)):
+        assert got.tobytes() == expected.numpy().tobytes()
+    weights, means, stds, centres = distribution
     got = coder._pmf(weights, means, stds, centres, half_width)
     expected = reference_pmf(K, weights, means, stds, centres, half_width)
     assert got.shape == expected.shape == (n * M, 2 * half_width + 1)
@@ -72,7 +88,8 @@ def test_mixture_tables_are_the_bits_of_the_bin_by_bin_construction(K, half_widt
 
 def test_mixture_streams_are_unchanged_by_the_table_construction(monkeypatch):
     """A real stream: a K = 3 joint model (random weights, small enough to code) encodes to the same
-    bytes and decodes to the same latents with the reference tables as with the fast ones."""
+    bytes and decodes to the same latents with the reference distributions and tables (torch, bin
+    by bin) as with rdbench's."""
     from rdbench.learned.coding import LatentCoder
     from rdbench.learned.checkpoint import model_id, prepare_for_coding
     from rdbench.learned.config import ModelConfig
@@ -88,7 +105,11 @@ def test_mixture_streams_are_unchanged_by_the_table_construction(monkeypatch):
     def slow(self, weights, means, stds, centres, half_width):
         return reference_pmf(self.K, weights, means, stds, centres, half_width)
 
+    def old_distribution(self, params):
+        return tuple(t.numpy() for t in reference_distribution(self, params))
+
     monkeypatch.setattr(MixtureCoder, "_pmf", slow)
+    monkeypatch.setattr(MixtureCoder, "_distribution", old_distribution)
     reference = LatentCoder(model, model_id(model))
     ref_data, ref_y_hat = reference.encode_with_latent(image)
     assert ref_data == data

@@ -291,8 +291,8 @@ class InterpolatedFunction:
         np.minimum(idx, self._nodes.size - 2, out=idx)
         np.subtract(x, idx, out=x)  # frac
         index = idx.astype(np.intp)
-        np.multiply(x, self._slopes[index], out=x)
-        np.add(self._nodes[index], x, out=x)
+        np.multiply(x, np.take(self._slopes, index), out=x)  # np.take: faster than fancy indexing
+        np.add(np.take(self._nodes, index), x, out=x)
         return x
 
 

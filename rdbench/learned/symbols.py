@@ -291,17 +291,23 @@ class MixtureCoder(SymbolCoder):
     def quantize_ahead(self, y):
         return torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, as the decoder has it
 
-    def _distribution(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _distribution(self, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(weights, means, σ snapped to the scale table), each (n, K, M), and the window centres
-        (n, M): the rounded mean of each symbol's heaviest component. Weights are exp(logit -
-        max logit), unnormalised (the categorical coder normalises)."""
+        (n, M): the rounded mean of each symbol's heaviest component (the first of equal ones).
+        Weights are exp(logit - max logit), unnormalised (the categorical coder normalises). float64
+        numpy arrays, computed with numpy's IEEE operations in place of torch's same ones (the
+        exp table read by InterpolatedFunction.values_into; round half to even; searchsorted to
+        the left), which saves torch's per-call cost on the small arrays of one wavefront."""
         K, M = self.K, self.M
-        n = params.shape[0]
-        logits, means, scales = (params[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
-        weights = exp_table()(logits - logits.max(dim=1, keepdim=True).values)
-        heaviest = weights.argmax(dim=1, keepdim=True)
-        centres = torch.round(means.gather(1, heaviest)[:, 0])
-        return weights, means, self._snap_scales(scales), centres
+        p = params.numpy()
+        n = p.shape[0]
+        logits, means, scales = (p[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
+        weights = exp_table().values_into(logits - logits.max(axis=1, keepdims=True))
+        heaviest = weights.argmax(axis=1)[:, None]
+        centres = np.rint(np.take_along_axis(means, heaviest, axis=1)[:, 0])
+        table = self.scales.numpy()
+        stds = table[np.minimum(np.searchsorted(table, np.maximum(scales, SCALE_BOUND)), table.size - 1)]
+        return weights, means, stds, centres
 
     def _batches(self, n: int, half_width: int):
         """Slices of at most PMF_BUDGET pmf entries (at least one position) over n positions: the
@@ -320,19 +326,16 @@ class MixtureCoder(SymbolCoder):
         by bin, so the same bits (tests/test_mixture_tables.py compares with the bin-by-bin
         construction). All positions of a group (a wavefront) are built in one numpy pass, with
         the mixture summed in a fixed component order, as the contract prescribes."""
-        cdf = normal_cdf()
-        edges = centres.numpy()[..., None] + np.arange(-half_width, half_width + 2, dtype=np.float64)
+        edges = centres[..., None] + np.arange(-half_width, half_width + 2, dtype=np.float64)
         np.subtract(edges, 0.5, out=edges)  # (n, M, 2W + 2): centre + j - W - 1/2
-        means, stds, weights = means.numpy(), stds.numpy(), weights.numpy()
+        t = np.subtract(edges[:, None], means[..., None])  # (n, K, M, 2W + 2): every component at once
+        np.divide(t, stds[..., None], out=t)
+        c = normal_cdf().values_into(t)
+        bins = np.subtract(c[..., 1:], c[..., :-1])
+        np.multiply(weights[..., None], bins, out=bins)
         pmf = np.zeros(edges[..., 1:].shape)
-        t = np.empty_like(edges)
         for k in range(self.K):  # a fixed sum order: exact same bits in encoder and decoder
-            np.subtract(edges, means[:, k, :, None], out=t)
-            np.divide(t, stds[:, k, :, None], out=t)
-            c = cdf.values_into(t)
-            bins = np.subtract(c[..., 1:], c[..., :-1])
-            np.multiply(weights[:, k, :, None], bins, out=bins)
-            np.add(pmf, bins, out=pmf)
+            np.add(pmf, bins[:, k], out=pmf)
         return pmf.reshape(-1, 2 * half_width + 1)
 
     def quantize(self, y, params):
@@ -341,13 +344,13 @@ class MixtureCoder(SymbolCoder):
 
     def span(self, group) -> int:
         *_, centres, y_hat = group
-        return int((y_hat - centres).abs().max())
+        return int(np.abs(y_hat.numpy() - centres).max())
 
     def write(self, encoder, group, symbol_range) -> None:
         weights, means, stds, centres, y_hat = group
         for b in self._batches(centres.shape[0], symbol_range):
             pmf = self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range)
-            index = (y_hat[b] - centres[b] + symbol_range).flatten().numpy().astype(np.int32)
+            index = (y_hat[b].numpy() - centres[b] + symbol_range).flatten().astype(np.int32)
             encoder.encode(index, self.categorical, pmf)
 
     def decode(self, decoder, params, symbol_range):
@@ -356,8 +359,8 @@ class MixtureCoder(SymbolCoder):
             decoding("y", decoder.decode, self.categorical, self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range))
             for b in self._batches(centres.shape[0], symbol_range)
         ]
-        index = torch.from_numpy(np.concatenate(index).astype(np.float64)).view(-1, self.M)
-        return index + centres - symbol_range
+        index = np.concatenate(index).astype(np.float64).reshape(-1, self.M)
+        return torch.from_numpy(index + centres - symbol_range)
 
 
 def symbol_coder(M: int, K: int, with_means: bool) -> SymbolCoder:
