@@ -10,7 +10,9 @@ image after another and interleaved (these machines are noisy: only ratios withi
 - K = K's decode with the reference distributions and tables of tests/test_mixture_tables.py
   (torch, bin by bin: what rdbench did before issue 26),
 
-each split as complexity.decode_time_split splits it, and checks that the two table
+each split as complexity.decode_time_split splits it (wall seconds) and its total in CPU seconds of
+this process (one torch thread: the decode's own work, which other processes on a shared machine
+do not inflate as they inflate wall time; both are reported, as medians), and checks that the two table
 constructions give byte-identical streams and identical decoded latents and pixels.
 
     python benchmarks/mixture_decode.py --k1 K1.pt --kK K3.pt --kodak ../shared/datasets/kodak \
@@ -98,15 +100,20 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved: the machine's load falls on all coders alike
             for name, coder in coders.items():
                 use("reference" in name)
-                splits[name].append(decode_time_split(coder, streams[name]))
+                cpu = time.process_time()
+                split = decode_time_split(coder, streams[name])
+                split["cpu_s"] = time.process_time() - cpu  # this process's CPU seconds: what other processes steal is not in it
+                splits[name].append(split)
     use(False)
     # the median of the decodes of each coder: this machine is shared, and a decode that another
     # process slowed down is an outlier, not the coder's cost
     mean = {name: {k: float(np.median([s[k] for s in rows])) for k in rows[0]} for name, rows in splits.items()}
     for name, m in mean.items():
-        print(f"{name:>24}: decode {m['total_s']:.3f} s/image (median) (transforms {m['transforms_s']:.3f}, entropy parameters "
+        print(f"{name:>24}: decode {m['total_s']:.3f} s/image, {m['cpu_s']:.3f} CPU s (medians; transforms {m['transforms_s']:.3f}, entropy parameters "
               f"{m['entropy_parameters_s']:.3f}, entropy coding {m['entropy_coding_s']:.3f})", file=sys.stderr)
     summary = {
+        f"K={K} / K=1 decode, CPU seconds": mean[f"K={K}"]["cpu_s"] / mean["K=1"]["cpu_s"],
+        f"K={K} reference tables / K=1 decode, CPU seconds": mean[f"K={K} reference tables"]["cpu_s"] / mean["K=1"]["cpu_s"],
         f"K={K} / K=1 decode": mean[f"K={K}"]["total_s"] / mean["K=1"]["total_s"],
         f"K={K} reference tables / K=1 decode": mean[f"K={K} reference tables"]["total_s"] / mean["K=1"]["total_s"],
         f"K={K} entropy coding, reference / rdbench": mean[f"K={K} reference tables"]["entropy_coding_s"] / mean[f"K={K}"]["entropy_coding_s"],
