@@ -280,16 +280,17 @@ class InterpolatedFunction:
 
     def values_into(self, x: np.ndarray) -> np.ndarray:
         """`__call__` on a float64 numpy array, overwriting x with the result: the same IEEE-754
-        operations in the same order on every value (clamp, - lo, * 2^step_bits, floor (as a
-        truncation to an integer, of a value >= 0), capped index, pos - index, lo + frac * (next node - lo), that node difference read from a table
+        operations in the same order on every value (clamp, - lo, * 2^step_bits, floor, capped
+        index, pos - index, lo + frac * (next node - lo), that node difference read from a table
         of differences computed once with the same subtraction), so the same bits, without the
         temporaries (symbols.MixtureCoder builds its probability tables with it)."""
         np.clip(x, self.lo, self.hi, out=x)
         np.subtract(x, self.lo, out=x)
         np.multiply(x, self.inv_step, out=x)
-        index = x.astype(np.intp)  # floor: x >= 0 here, and truncation of x >= 0 is its floor
-        np.minimum(index, self._nodes.size - 2, out=index)
-        np.subtract(x, index, out=x)  # frac (the index converts to float64 exactly)
+        idx = np.floor(x)
+        np.minimum(idx, self._nodes.size - 2, out=idx)
+        np.subtract(x, idx, out=x)  # frac
+        index = idx.astype(np.intp)
         np.multiply(x, np.take(self._slopes, index), out=x)  # np.take: faster than fancy indexing
         np.add(np.take(self._nodes, index), x, out=x)
         return x

@@ -302,9 +302,16 @@ class MixtureCoder(SymbolCoder):
         p = params.numpy()
         n = p.shape[0]
         logits, means, scales = (p[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
-        weights = exp_table().values_into(logits - logits.max(axis=1, keepdims=True))
-        heaviest = weights.argmax(axis=1)[:, None]
-        centres = np.rint(np.take_along_axis(means, heaviest, axis=1)[:, 0])
+        top = logits[:, 0].copy()
+        for k in range(1, K):
+            np.maximum(top, logits[:, k], out=top)
+        weights = exp_table().values_into(logits - top[:, None])
+        # the mean of the heaviest component (the first of equal ones, as argmax picks), rounded
+        heaviest, centres = weights[:, 0], means[:, 0]
+        for k in range(1, K):
+            heavier = weights[:, k] > heaviest
+            heaviest, centres = np.where(heavier, weights[:, k], heaviest), np.where(heavier, means[:, k], centres)
+        centres = np.rint(centres)
         table = self.scales.numpy()
         stds = table[np.minimum(np.searchsorted(table, np.maximum(scales, SCALE_BOUND)), table.size - 1)]
         return weights, means, stds, centres
@@ -333,8 +340,8 @@ class MixtureCoder(SymbolCoder):
         c = normal_cdf().values_into(t)
         bins = np.subtract(c[..., 1:], c[..., :-1])
         np.multiply(weights[..., None], bins, out=bins)
-        pmf = np.zeros(edges[..., 1:].shape)
-        for k in range(self.K):  # a fixed sum order: exact same bits in encoder and decoder
+        pmf = bins[:, 0] + 0.0  # 0 + the first term, as the contract sums (the terms are >= +0)
+        for k in range(1, self.K):  # a fixed sum order: exact same bits in encoder and decoder
             np.add(pmf, bins[:, k], out=pmf)
         return pmf.reshape(-1, 2 * half_width + 1)
 
