@@ -333,17 +333,20 @@ class MixtureCoder(SymbolCoder):
         by bin, so the same bits (tests/test_mixture_tables.py compares with the bin-by-bin
         construction). All positions of a group (a wavefront) are built in one numpy pass, with
         the mixture summed in a fixed component order, as the contract prescribes."""
-        edges = centres[..., None] + np.arange(-half_width, half_width + 2, dtype=np.float64)
-        np.subtract(edges, 0.5, out=edges)  # (n, M, 2W + 2): centre + j - W - 1/2
-        t = np.subtract(edges[:, None], means[..., None])  # (n, K, M, 2W + 2): every component at once
-        np.divide(t, stds[..., None], out=t)
+        # The edge index j leads (arrays (2W + 2, n, K, M)): numpy's inner loops then run over
+        # whole contiguous rows of positions and channels, not over the few edges of one symbol.
+        offsets = np.arange(-half_width, half_width + 2, dtype=np.float64)[:, None, None]
+        edges = centres[None] + offsets
+        np.subtract(edges, 0.5, out=edges)  # (2W + 2, n, M): centre + j - W - 1/2
+        t = np.subtract(edges[:, :, None], means[None])  # (2W + 2, n, K, M): every component at once
+        np.divide(t, stds[None], out=t)
         c = normal_cdf().values_into(t)
-        bins = np.subtract(c[..., 1:], c[..., :-1])
-        np.multiply(weights[..., None], bins, out=bins)
-        pmf = bins[:, 0] + 0.0  # 0 + the first term, as the contract sums (the terms are >= +0)
+        bins = np.subtract(c[1:], c[:-1])  # (2W + 1, n, K, M)
+        np.multiply(weights[None], bins, out=bins)
+        pmf = bins[:, :, 0] + 0.0  # 0 + the first term, as the contract sums (the terms are >= +0)
         for k in range(1, self.K):  # a fixed sum order: exact same bits in encoder and decoder
-            np.add(pmf, bins[:, k], out=pmf)
-        return pmf.reshape(-1, 2 * half_width + 1)
+            np.add(pmf, bins[:, :, k], out=pmf)
+        return np.ascontiguousarray(pmf.transpose(1, 2, 0)).reshape(-1, 2 * half_width + 1)
 
     def quantize(self, y, params):
         y_hat = self.quantize_ahead(y)
