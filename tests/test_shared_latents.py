@@ -144,3 +144,41 @@ def test_shared_latents_grid_end_to_end_killed_once_and_resumed(tmp_path, few_tr
     again = ablate(str(config_path), "--out", str(out), "--no-progress")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 measured, 0 failed, 32 already stored" in again.stderr and "train " not in again.stderr
+
+
+def test_a_compressai_checkpoint_is_a_base_whose_transforms_every_cell_keeps(tmp_path):
+    """CompressAI's mbt2018-mean (single-rate, no gain units) as the base of a per-lambda grid:
+    each cell's model holds its g_a and g_s bit for bit, frozen, and trains its own entropy model;
+    the rate objective's gradient reaches the entropy model only."""
+    import compressai.models as cm
+
+    from rdbench.ablation.config import Cell
+    from rdbench.ablation.shared import cell_model, check_base, frozen, rate_loss
+    from rdbench.learned.checkpoint import load
+
+    torch.manual_seed(0)
+    net = cm.MeanScaleHyperprior(16, 16)
+    torch.save({"state_dict": net.state_dict()}, tmp_path / "mbt2018-mean.pth.tar")
+    base = load(tmp_path / "mbt2018-mean.pth.tar")
+    text = CONFIG.format(data=tmp_path, dataset="kodak").replace('mode = "gain-units"', "")
+    text = text.replace("[rates]", '[rates]\nmode = "per-lambda"').split("[design.base]")[0]
+    text += "[design.base]\ncheckpoint = [" + ", ".join(['"mbt2018-mean.pth.tar"'] * 4) + "]\n"
+    (tmp_path / "grid.toml").write_text(text)
+    config = parse(text, str(tmp_path / "grid.toml"))
+    check_base(config, base.model, tmp_path / "mbt2018-mean.pth.tar", (0.01,))
+    with pytest.raises(ValueError, match="1 rate"):
+        check_base(config, base.model, tmp_path / "mbt2018-mean.pth.tar", (0.01, 0.05))
+    cells = [cell_model(config, Cell("joint", 16, 16, k, K), (0.01,), seed, base.model)
+             for k, K, seed in ((5, 1, 0), (3, 2, 1))]
+    reference = net.state_dict()
+    for model in cells:
+        state = model.state_dict()
+        kept = [k for k in state if frozen(k)]
+        assert kept and all(torch.equal(state[k], reference[k]) for k in kept)
+        assert all(p.requires_grad == (not frozen(n)) for n, p in model.named_parameters())
+        model.train()
+        y = net.g_a(torch.rand(2, 3, 64, 64)).detach()
+        rate_loss(model, y, 0, 2 * 64 * 64).backward()
+        assert all(p.grad is None for n, p in model.named_parameters() if frozen(n))
+        assert model.entropy_parameters[0].weight.grad.abs().sum() > 0
+    assert not torch.equal(cells[0].h_s[0].weight, cells[1].h_s[0].weight)  # own, seeded entropy models
