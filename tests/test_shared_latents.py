@@ -182,3 +182,37 @@ def test_a_compressai_checkpoint_is_a_base_whose_transforms_every_cell_keeps(tmp
         assert all(p.grad is None for n, p in model.named_parameters() if frozen(n))
         assert model.entropy_parameters[0].weight.grad.abs().sum() > 0
     assert not torch.equal(cells[0].h_s[0].weight, cells[1].h_s[0].weight)  # own, seeded entropy models
+
+
+@pytest.mark.slow
+def test_shared_latents_base_and_cells_train_as_dask_jobs(tmp_path, few_training_images):
+    """The design on Dask, as the full one runs there: the base and its latents as one job, then
+    each cell as a job, on two worker processes."""
+    pytest.importorskip("distributed")
+    from rdbench.ablation.latents import cache_paths
+    from rdbench.ablation.train import train_all
+    from rdbench.bench.dask_executor import DaskExecutor
+    from rdbench.learned.checkpoint import load
+    from tests.test_dask import Cluster
+
+    text = CONFIG.format(data=few_training_images, dataset="kodak")
+    text = text.replace("steps = 8", "steps = 4").replace("seeds = [3, 7]", "seeds = [3]")
+    text = text.replace("keep_fractions = [0.5]\n", "").replace("holdout = 2", "holdout = 0").replace("steps = 6", "steps = 4")
+    (tmp_path / "grid.toml").write_text(text)
+    config = parse(text, str(tmp_path / "grid.toml"))
+    out = tmp_path / "out"
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.start_worker("w1")
+        cluster.start_worker("w2")
+        with DaskExecutor(str(cluster.file), wait_for_workers=2) as executor:
+            trained = train_all(config, out, executor=executor, log=lambda line: None)
+    finally:
+        cluster.close()
+    assert len(trained) == 2
+    base = load(out / "base" / "model.pt")
+    assert base.training["steps"] == 4 and cache_paths(out, base.model_id)[0].is_file()
+    for cell in ("joint-k5", "joint-k5-K2"):
+        run = load(out / "cells" / cell / "seed-3" / "model.pt")
+        assert run.training["steps"] == 4 and run.training["base_model_id"] == base.model_id.hex()
+        assert torch.equal(run.model.state_dict()["g_s.0.weight"], base.model.state_dict()["g_s.0.weight"])
