@@ -80,6 +80,9 @@ def test_design_config_errors_name_the_file_and_the_problem(tmp_path):
     base_only = good.split("[design.base]")[0] + '[design.base]\ncheckpoint = "nowhere.pt"\n'
     with pytest.raises(AblationConfigError, match="no such file .*nowhere.pt"):
         parse(base_only, source)
+    (tmp_path / "base.pt").write_bytes(b"")
+    short = good.split("[design.base]")[0].replace("crops = 12", 'crops = 12\nbase = "base.pt"')
+    assert parse(short, source).design.base.checkpoints == (str((tmp_path / "base.pt").resolve()),)
     with pytest.raises(AblationConfigError, match="needs a base model"):
         parse(good.split("[design.base]")[0], source)
 

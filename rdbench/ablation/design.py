@@ -12,6 +12,7 @@
     [design]
     kind = "shared-latents"
     crops = 2048              # training crops whose latents are computed once and cached
+    # base = "base.pt"        # short for [design.base] checkpoint = "base.pt"
     [design.base]             # either a checkpoint (relative to this file) ...
     checkpoint = "base.pt"    #   rdbench's, or CompressAI's; per-lambda mode: a list, one per lambda
     # ... or a base rdbench trains first into OUT/base/ (resumable), keys as a cell's plus training:
@@ -93,6 +94,8 @@ def parse_design(raw: dict, source: str, base_dir, cells, lambdas, rate_mode: st
     if not isinstance(crops, int) or isinstance(crops, bool) or crops < 1:
         raise DesignError(f"{where} crops {crops!r}: expected a positive number of training crops")
     spec = table.get("base")
+    if isinstance(spec, (str, list)):  # base = "FILE": short for [design.base] checkpoint = "FILE"
+        spec = {"checkpoint": spec}
     if not isinstance(spec, dict) or not spec:
         raise DesignError(f"{where}.base: a shared-latents design needs a base model (checkpoint = \"FILE\", "
                           "or variant, N, M, ... for one rdbench trains)")
