@@ -67,6 +67,7 @@ def test_design_config_errors_name_the_file_and_the_problem(tmp_path):
     cfg = parse(good, source)
     assert cfg.design_kind == "shared-latents" and cfg.design.crops == 12 and cfg.design.base.variant == "mean-scale"
     assert parse(good.split("[design]")[0], source).design is None  # no [design]: full retraining
+    assert parse(good.replace('"shared-latents"', '"shared latents"'), source).design_kind == "shared-latents"
     cases = {
         'kind = "shared-latents"': ('kind = "shared"', "kind 'shared'"),
         "crops = 12": ("crops = 0", "crops 0"),

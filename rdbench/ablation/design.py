@@ -81,6 +81,8 @@ def parse_design(raw: dict, source: str, base_dir, cells, lambdas, rate_mode: st
     if not isinstance(table, dict):
         raise DesignError(f"{where} must be a table")
     kind = table.get("kind", "full-retraining")
+    if isinstance(kind, str):  # "shared latents", "shared_latents": the same design
+        kind = "-".join(kind.strip().lower().replace("_", " ").split())
     if kind not in KINDS:
         raise DesignError(f"{where} kind {kind!r}: expected {' or '.join(repr(k) for k in KINDS)}")
     unknown = set(table) - {"kind", "crops", "base"}
