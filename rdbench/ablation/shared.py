@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig
@@ -95,7 +94,7 @@ def describe(config: AblationConfig, out: Path | None = None) -> list[str]:
 
 
 # -- the base -----------------------------------------------------------------------------------
-def base_job_options(config: AblationConfig, lambdas, path: Path, threads: int, device: str):
+def base_job_options(config: AblationConfig, lambdas, path: Path, device: str):
     """TrainOptions of a base rdbench trains (design.base without a checkpoint)."""
     from rdbench.ablation.train import training_exclude
     from rdbench.learned.config import ModelConfig
@@ -133,7 +132,7 @@ def prepare(config: AblationConfig, out: Path, device: str = "cpu", threads: int
     paths = []
     for lambdas, path in base_paths(config, out):
         if config.design.base.trained_here:
-            opts = base_job_options(config, lambdas, path, threads, device)
+            opts = base_job_options(config, lambdas, path, device)
             if trained_steps(path) < opts.steps:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 train(opts, log=_logger(path), load_image=rgb_pixels)
