@@ -27,6 +27,7 @@
     [evaluation]
     dataset = "kodak"      # a manifest name, or a folder (relative to this file)
     reference = "joint-k5"
+    [design]               # optional: kind = "shared-latents" and its base model (design.py)
 
 This module imports no torch: the command line can check a config without importing it.
 """
@@ -38,6 +39,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdbench.ablation.design import DesignError, SharedLatents, parse_design
 from rdbench.analysis.bd import MIN_POINTS
 from rdbench.learned.config import ModelConfig
 
@@ -107,6 +109,11 @@ class AblationConfig:
     reference: str = "joint-k5"
     source: str = ""
     text: str = field(default="", repr=False)
+    design: SharedLatents | None = None  # None: full retraining (design.py)
+
+    @property
+    def design_kind(self) -> str:
+        return self.design.kind if self.design is not None else "full-retraining"
 
 
 def _expand(table: dict, defaults: dict, where: str) -> list[Cell]:
@@ -178,9 +185,13 @@ def parse(text: str, source: str = "<config>", data_override: str | None = None)
     dataset = ev.get("dataset", "kodak")
     if (base / dataset).is_dir():
         dataset = str((base / dataset).resolve())
+    try:
+        design = parse_design(raw, source, base, cells, lambdas, mode)
+    except DesignError as exc:
+        raise AblationConfigError(str(exc)) from exc
     return AblationConfig(
         name=raw.get("name", Path(source).stem), cells=tuple(cells), lambdas=lambdas, rate_mode=mode,
-        training=training, dataset=dataset, reference=reference, source=source, text=text,
+        training=training, dataset=dataset, reference=reference, source=source, text=text, design=design,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from rdbench.ablation.config import AblationConfig
 from rdbench.ablation.layout import (COMPLEXITY_FILE, LEARNING_FILE, cell_dir, cell_spec, checkpoint_paths, runs,
                                      seed_dir)
+from rdbench.ablation.shared import with_design_header
 from rdbench.ablation.summary import published_needed, summarize
 
 
@@ -111,4 +112,5 @@ def write_summary(config: AblationConfig, out: Path, command: str = "") -> Path:
     command = command or f"rdbench ablate {config.source} --out {out}"
     document = summarize(config, cell_rows(config, out), cell_facts(config, out), published_curves(config), command,
                          learning=learning_rows(config, out))
+    document.text = with_design_header(config, document.text)  # which design, what it answers: first lines
     return write_document(document, out)

@@ -21,12 +21,13 @@ class TrainJob:
     threads: int
     device: str
     seed: int = 0
+    out: str = ""  # the grid's OUT (a shared-latents cell reads the base and its latents there)
 
 
 def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> list[TrainJob]:
     threads = max(1, usable_cores() // max(1, jobs))
     return [
-        TrainJob(cell, lambdas, str(path), threads, device, seed)
+        TrainJob(cell, lambdas, str(path), threads, device, seed, str(out))
         for cell, seed in runs(config)
         for lambdas, path in checkpoint_paths(config, out, cell, seed)
     ]
@@ -59,6 +60,10 @@ def _train_one(job: TrainJob, config: AblationConfig) -> str:
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainOptions, train
 
+    if config.design is not None:  # shared latents: the entropy model alone, on the base's latents
+        from rdbench.ablation.shared import train_cell
+
+        return train_cell(job, config, Path(job.out))
     torch.set_num_threads(job.threads)
     cell = job.cell
     t = config.training
@@ -93,6 +98,34 @@ def _train_cell(job: TrainJob, config: AblationConfig) -> tuple[str, str | None]
         return job.path, f"{type(exc).__name__}: {exc}"
 
 
+def _prepare_design(config: AblationConfig, out: Path, device: str, log, executor) -> None:
+    """Shared latents: the base (trained or resumed if rdbench trains it) and its cached latents,
+    before any cell; as one Executor job when there is one (it trains where the cells train)."""
+    from rdbench.ablation.shared import prepare
+
+    log(f"shared latents: base model and its latents of {config.design.crops} training crops")
+    if executor is None:
+        prepare(config, out, device, usable_cores(), log)
+        return
+    from functools import partial
+
+    job = partial(_prepare_job, config=config, out=out, device=device)
+    for _, error in executor.run(job, [0], on_crash=lambda _: "its worker died every time it was run"):
+        if error:
+            raise RuntimeError(f"shared latents: the base or its latents failed: {error}")
+
+
+def _prepare_job(_, config: AblationConfig, out: Path, device: str) -> str | None:
+    """shared.prepare as an Executor job, which never raises: None, or why it failed."""
+    from rdbench.ablation.shared import prepare
+
+    try:
+        prepare(config, out, device, usable_cores())
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 def _cell_crashed(job: TrainJob) -> tuple[str, str | None]:
     return job.path, "its worker died every time it was run (out of memory? a node failing?)"
 
@@ -104,6 +137,8 @@ def train_all(config: AblationConfig, out: Path, jobs: int = 1, device: str = "c
     `executor` (a bench Executor, e.g. a DaskExecutor whose tasks ask for GPU=1) trains each cell
     as one task wherever it runs; the checkpoints must be on storage its workers share."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    if config.design is not None:
+        _prepare_design(config, Path(out), device, log, executor)
     pending = []
     for job in train_jobs(config, out, jobs, device):
         steps = trained_steps(Path(job.path))

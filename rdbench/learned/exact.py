@@ -266,6 +266,9 @@ class InterpolatedFunction:
         if values.numel() != n:
             raise ValueError(f"a table on [{lo}, {hi}] with step 2^-{step_bits} has {n} values, not {values.numel()}")
         self.table = values.to(DTYPE)
+        self._nodes = self.table.numpy()
+        # table[i + 1] - table[i], the subtraction __call__ makes per value, made once per node
+        self._slopes = np.ascontiguousarray(self._nodes[1:] - self._nodes[:-1])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         pos = (x.clamp(self.lo, self.hi) - self.lo) * self.inv_step
@@ -274,6 +277,23 @@ class InterpolatedFunction:
         idx = idx.long()
         lo = self.table[idx]
         return lo + frac * (self.table[idx + 1] - lo)
+
+    def values_into(self, x: np.ndarray) -> np.ndarray:
+        """`__call__` on a float64 numpy array, overwriting x with the result: the same IEEE-754
+        operations in the same order on every value (clamp, - lo, * 2^step_bits, floor, capped
+        index, pos - index, lo + frac * (next node - lo), that node difference read from a table
+        of differences computed once with the same subtraction), so the same bits, without the
+        temporaries (symbols.MixtureCoder builds its probability tables with it)."""
+        np.clip(x, self.lo, self.hi, out=x)
+        np.subtract(x, self.lo, out=x)
+        np.multiply(x, self.inv_step, out=x)
+        idx = np.floor(x)
+        np.minimum(idx, self._nodes.size - 2, out=idx)
+        np.subtract(x, idx, out=x)  # frac
+        index = idx.astype(np.intp)
+        np.multiply(x, np.take(self._slopes, index), out=x)  # np.take: faster than fancy indexing
+        np.add(np.take(self._nodes, index), x, out=x)
+        return x
 
 
 # -- the tables, computed with IEEE-754 basic operations only (see "The tables" above) -------------

@@ -291,17 +291,30 @@ class MixtureCoder(SymbolCoder):
     def quantize_ahead(self, y):
         return torch.round(y) + 0.0  # + 0.0 turns -0.0 into 0.0, as the decoder has it
 
-    def _distribution(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _distribution(self, params: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(weights, means, σ snapped to the scale table), each (n, K, M), and the window centres
-        (n, M): the rounded mean of each symbol's heaviest component. Weights are exp(logit -
-        max logit), unnormalised (the categorical coder normalises)."""
+        (n, M): the rounded mean of each symbol's heaviest component (the first of equal ones).
+        Weights are exp(logit - max logit), unnormalised (the categorical coder normalises). float64
+        numpy arrays, computed with numpy's IEEE operations in place of torch's same ones (the
+        exp table read by InterpolatedFunction.values_into; round half to even; searchsorted to
+        the left), which saves torch's per-call cost on the small arrays of one wavefront."""
         K, M = self.K, self.M
-        n = params.shape[0]
-        logits, means, scales = (params[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
-        weights = exp_table()(logits - logits.max(dim=1, keepdim=True).values)
-        heaviest = weights.argmax(dim=1, keepdim=True)
-        centres = torch.round(means.gather(1, heaviest)[:, 0])
-        return weights, means, self._snap_scales(scales), centres
+        p = params.numpy()
+        n = p.shape[0]
+        logits, means, scales = (p[:, i * K * M : (i + 1) * K * M].reshape(n, K, M) for i in range(3))
+        top = logits[:, 0].copy()
+        for k in range(1, K):
+            np.maximum(top, logits[:, k], out=top)
+        weights = exp_table().values_into(logits - top[:, None])
+        # the mean of the heaviest component (the first of equal ones, as argmax picks), rounded
+        heaviest, centres = weights[:, 0], means[:, 0]
+        for k in range(1, K):
+            heavier = weights[:, k] > heaviest
+            heaviest, centres = np.where(heavier, weights[:, k], heaviest), np.where(heavier, means[:, k], centres)
+        centres = np.rint(centres)
+        table = self.scales.numpy()
+        stds = table[np.minimum(np.searchsorted(table, np.maximum(scales, SCALE_BOUND)), table.size - 1)]
+        return weights, means, stds, centres
 
     def _batches(self, n: int, half_width: int):
         """Slices of at most PMF_BUDGET pmf entries (at least one position) over n positions: the
@@ -310,17 +323,30 @@ class MixtureCoder(SymbolCoder):
         return (slice(start, start + step) for start in range(0, n, step))
 
     def _pmf(self, weights, means, stds, centres, half_width: int) -> np.ndarray:
-        """Probabilities of centre - W .. centre + W for each symbol: (n * M, 2W + 1) float64."""
-        cdf = normal_cdf()
-        offsets = torch.arange(-half_width, half_width + 1, dtype=DTYPE)
-        v = centres[..., None] + offsets  # (n, M, 2W+1)
-        pmf = torch.zeros_like(v)
-        for k in range(self.K):  # a fixed sum order: exact same bits in encoder and decoder
-            mu, sigma = means[:, k, :, None], stds[:, k, :, None]
-            upper = cdf((v + 0.5 - mu) / sigma)
-            lower = cdf((v - 0.5 - mu) / sigma)
-            pmf = pmf + weights[:, k, :, None] * (upper - lower)
-        return pmf.reshape(-1, offsets.numel()).numpy()
+        """Probabilities of centre - W .. centre + W for each symbol: (n * M, 2W + 1) float64.
+
+        Bin v's probability under component k is Φ((v + 1/2 - μ) / σ) - Φ((v - 1/2 - μ) / σ).
+        Neighbouring bins share an edge, and v + 1/2 and (v + 1) - 1/2 are the same float (integers
+        and halves are exact far beyond any centre a model yields: the exact networks keep μ below
+        2^17), so Φ is evaluated once at each of the 2W + 2 edges instead of twice per bin, and the
+        bins are differences of neighbouring edges: the same operations on the same values as bin
+        by bin, so the same bits (tests/test_mixture_tables.py compares with the bin-by-bin
+        construction). All positions of a group (a wavefront) are built in one numpy pass, with
+        the mixture summed in a fixed component order, as the contract prescribes."""
+        # The edge index j leads (arrays (2W + 2, n, K, M)): numpy's inner loops then run over
+        # whole contiguous rows of positions and channels, not over the few edges of one symbol.
+        offsets = np.arange(-half_width, half_width + 2, dtype=np.float64)[:, None, None]
+        edges = centres[None] + offsets
+        np.subtract(edges, 0.5, out=edges)  # (2W + 2, n, M): centre + j - W - 1/2
+        t = np.subtract(edges[:, :, None], means[None])  # (2W + 2, n, K, M): every component at once
+        np.divide(t, stds[None], out=t)
+        c = normal_cdf().values_into(t)
+        bins = np.subtract(c[1:], c[:-1])  # (2W + 1, n, K, M)
+        np.multiply(weights[None], bins, out=bins)
+        pmf = bins[:, :, 0] + 0.0  # 0 + the first term, as the contract sums (the terms are >= +0)
+        for k in range(1, self.K):  # a fixed sum order: exact same bits in encoder and decoder
+            np.add(pmf, bins[:, :, k], out=pmf)
+        return np.ascontiguousarray(pmf.transpose(1, 2, 0)).reshape(-1, 2 * half_width + 1)
 
     def quantize(self, y, params):
         y_hat = self.quantize_ahead(y)
@@ -328,13 +354,13 @@ class MixtureCoder(SymbolCoder):
 
     def span(self, group) -> int:
         *_, centres, y_hat = group
-        return int((y_hat - centres).abs().max())
+        return int(np.abs(y_hat.numpy() - centres).max())
 
     def write(self, encoder, group, symbol_range) -> None:
         weights, means, stds, centres, y_hat = group
         for b in self._batches(centres.shape[0], symbol_range):
             pmf = self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range)
-            index = (y_hat[b] - centres[b] + symbol_range).flatten().numpy().astype(np.int32)
+            index = (y_hat[b].numpy() - centres[b] + symbol_range).flatten().astype(np.int32)
             encoder.encode(index, self.categorical, pmf)
 
     def decode(self, decoder, params, symbol_range):
@@ -343,8 +369,8 @@ class MixtureCoder(SymbolCoder):
             decoding("y", decoder.decode, self.categorical, self._pmf(weights[b], means[b], stds[b], centres[b], symbol_range))
             for b in self._batches(centres.shape[0], symbol_range)
         ]
-        index = torch.from_numpy(np.concatenate(index).astype(np.float64)).view(-1, self.M)
-        return index + centres - symbol_range
+        index = np.concatenate(index).astype(np.float64).reshape(-1, self.M)
+        return torch.from_numpy(index + centres - symbol_range)
 
 
 def symbol_coder(M: int, K: int, with_means: bool) -> SymbolCoder:
