@@ -27,7 +27,7 @@ LAYERS = ("rdbench.data", "rdbench.learned", "rdbench.metrics", "rdbench.codecs"
 ALLOWED = {
     "rdbench.data": (),
     "rdbench.learned": (),
-    "rdbench.metrics": (),
+    "rdbench.metrics": ("rdbench.data",),  # DESIGN.md: metrics may import data (image loading)
     "rdbench.codecs": ("rdbench.data", "rdbench.learned"),
     "rdbench.bench": ("rdbench.data", "rdbench.codecs", "rdbench.metrics"),
     "rdbench.analysis": (COLUMNS,),
@@ -257,8 +257,12 @@ def test_pure_analysis_imports_neither_the_reader_nor_the_writer():
 
 
 def test_the_columns_table_imports_nothing_of_the_pipeline():
-    """Analysis imports bench.columns; it must not drag the store, runner or codecs in with it."""
-    assert [i.target for i in IMPORTS if i.source == COLUMNS and i.target not in LEAVES] == []
+    """Analysis imports bench.columns; it must not drag the store, runner or codecs in with it. The
+    columns table learns the metric columns from the metrics registry (DESIGN.md seam 8), which is
+    itself a leaf: it imports nothing of rdbench but the leaves."""
+    registry = "rdbench.metrics.registry"
+    assert [i.target for i in IMPORTS if i.source == COLUMNS and i.target not in LEAVES | {registry}] == []
+    assert [i.target for i in IMPORTS if i.source == registry and i.target not in LEAVES] == []
 
 
 # -- no import cycle ---------------------------------------------------------------------------

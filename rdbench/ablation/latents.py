@@ -35,7 +35,7 @@ def cache_paths(out: Path, model_id: bytes) -> tuple[Path, Path]:
 
 def crop_sampler(config, crop: int):
     """The training images of the grid, as CropSampler holds them (Kodak and held-out images excluded)."""
-    from rdbench.ablation.train import training_exclude
+    from rdbench.ablation.layout import training_exclude
     from rdbench.data.images import rgb_pixels
     from rdbench.learned.train import CropSampler
 

@@ -45,3 +45,23 @@ def cell_spec(config: AblationConfig, out: Path, cell: Cell, device: str = "cpu"
 def runs(config: AblationConfig):
     """Every (cell, seed) the grid trains and evaluates, cells first."""
     return [(cell, seed) for cell in config.cells for seed in config.training.all_seeds]
+
+
+def training_exclude(config: AblationConfig) -> tuple[str, ...]:
+    """File names training never sees: Kodak's, and the held-out images of the learning curves."""
+    from rdbench.data.datasets import load_manifest
+    from rdbench.learned.train import split_holdout
+
+    held = split_holdout(config.training.data, config.training.holdout) if config.training.holdout else []
+    return tuple(image.file for image in load_manifest("kodak").images) + tuple(p.name for p in held)
+
+
+def trained_steps(path: Path) -> int:
+    if not path.exists():
+        return 0
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["training"]["steps"])
+    except Exception:
+        return 0

@@ -96,7 +96,7 @@ def describe(config: AblationConfig, out: Path | None = None) -> list[str]:
 # -- the base -----------------------------------------------------------------------------------
 def base_job_options(config: AblationConfig, lambdas, path: Path, device: str):
     """TrainOptions of a base rdbench trains (design.base without a checkpoint)."""
-    from rdbench.ablation.train import training_exclude
+    from rdbench.ablation.layout import training_exclude
     from rdbench.learned.config import ModelConfig
     from rdbench.learned.train import TrainOptions
 
@@ -123,7 +123,7 @@ def prepare(config: AblationConfig, out: Path, device: str = "cpu", threads: int
     import torch
 
     from rdbench.ablation.latents import cached_latents
-    from rdbench.ablation.train import trained_steps
+    from rdbench.ablation.layout import trained_steps
     from rdbench.data.images import rgb_pixels
     from rdbench.learned.checkpoint import load
     from rdbench.learned.train import train

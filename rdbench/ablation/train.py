@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdbench.ablation.config import AblationConfig, Cell
-from rdbench.ablation.layout import checkpoint_paths, runs
+from rdbench.ablation.layout import checkpoint_paths, runs, trained_steps, training_exclude  # noqa: F401 (re-exported)
 from rdbench.conventions import usable_cores
 
 
@@ -31,26 +31,6 @@ def train_jobs(config: AblationConfig, out: Path, jobs: int, device: str) -> lis
         for cell, seed in runs(config)
         for lambdas, path in checkpoint_paths(config, out, cell, seed)
     ]
-
-
-def training_exclude(config: AblationConfig) -> tuple[str, ...]:
-    """File names training never sees: Kodak's, and the held-out images of the learning curves."""
-    from rdbench.data.datasets import load_manifest
-    from rdbench.learned.train import split_holdout
-
-    held = split_holdout(config.training.data, config.training.holdout) if config.training.holdout else []
-    return tuple(image.file for image in load_manifest("kodak").images) + tuple(p.name for p in held)
-
-
-def trained_steps(path: Path) -> int:
-    if not path.exists():
-        return 0
-    import torch
-
-    try:
-        return int(torch.load(path, map_location="cpu", weights_only=True)["training"]["steps"])
-    except Exception:
-        return 0
 
 
 def _train_one(job: TrainJob, config: AblationConfig) -> str:

@@ -301,12 +301,12 @@ def read_results(path: str | Path):
         df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise StoreError(f"{path}: not a results file rdbench can read ({type(exc).__name__}: {exc})") from exc
+    missing = [c for c in KEY if c not in df.columns and c != "target"]
+    if missing:
+        raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
     for column in ("target", "target_bound"):  # a store written before target rows existed
         if column not in df.columns:
             df[column] = pd.Series([None] * len(df), index=df.index, dtype=df["codec"].dtype)
-    missing = [c for c in KEY if c not in df.columns]
-    if missing:
-        raise StoreError(f"{path}: not a results file: no column {', '.join(missing)}")
     # one row per key (row_key): a target row's quality is no part of its key
     keys = df[list(KEY)].astype(object).where(df[list(KEY)].notna(), "")
     keys.loc[keys["target"] != "", "quality"] = ""
