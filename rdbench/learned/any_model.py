@@ -107,9 +107,12 @@ def _sig(cls) -> str:
 def model_id(cls, state_dict: dict) -> bytes:
     """8 bytes of SHA-256 over the class's qualified name and every tensor of the state dict as
     read from the checkpoint (before `update` builds CDF tables, a float computation that may
-    differ between machines: the id must not)."""
+    differ between machines: the id must not), under CompressAI 1.2.6's key names whichever
+    CompressAI is installed (1.2.7 renamed the entropy bottleneck's `_matrix0` to `matrices.0`)."""
+    from rdbench.learned.checkpoint import _canonical_key
+
     h = hashlib.sha256(f"{cls.__module__}.{cls.__qualname__}".encode())
-    for name, tensor in sorted(state_dict.items()):
+    for name, tensor in sorted((_canonical_key(k), v) for k, v in state_dict.items()):
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype == torch.bfloat16 else t.numpy().tobytes())
