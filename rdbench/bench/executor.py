@@ -123,7 +123,14 @@ class LocalExecutor:
                 while (pending or in_flight) and not broken:
                     while pending and len(in_flight) < self.workers * IN_FLIGHT_PER_WORKER:
                         job = pending.pop()
-                        in_flight[pool.submit(fn, job)] = job
+                        try:
+                            in_flight[pool.submit(fn, job)] = job
+                        except BrokenProcessPool:  # a worker died since the last wait: this job never ran
+                            pending.append(job)
+                            broken = True
+                            break
+                    if broken:
+                        break
                     done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in done:
                         try:
