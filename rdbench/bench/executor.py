@@ -56,6 +56,12 @@ def worker_pool(workers: int, context=None, single_thread: bool = True) -> Itera
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
+        # the pool's manager thread sees its workers gone, closes its wake-up pipe and ends: wait
+        # for that (briefly), or the interpreter's exit hook may write to the pipe while it is
+        # being closed (Python 3.11: "OSError: Bad file descriptor" printed after the run's error)
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=10)
         raise
     pool.shutdown(wait=True)
 
