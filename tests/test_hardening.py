@@ -12,7 +12,6 @@ import re
 import resource
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +23,9 @@ from rdbench.bench.runner import load_codecs, run
 from rdbench.bench.store import COLUMNS, RESULTS_FILE, ResultStore, StoreError
 from rdbench.cli import main
 from rdbench.data.datasets import folder_dataset
+from tests.test_faults import FAKE_CODEC, write_fake_codecs
 
 RDBENCH = [sys.executable, "-m", "rdbench"]
-FAKE_CODEC = Path(__file__).resolve().parent / "fake_codecs" / "fake_codec.sh"
 EVIL_DATASET = "<img src=x onerror=alert(1)>math$\\frac{$ds"
 EVIL_IMAGE = "=HYPERLINK(x)<b>bold.png"
 EVIL_CODEC = '<a href="x.html">link</a>'
@@ -304,22 +303,6 @@ def test_dataset_dot_dot_writes_its_default_folder_inside_rdbench_results(tmp_pa
 
 
 # -- external binaries: bounded output ----------------------------------------------------------
-def _fake_codec(folder: Path, name: str, enc: str, dec: str = "copy") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.toml").write_text(textwrap.dedent(f"""
-        name = "{name}"
-        description = "fake codec: encoder {enc}, decoder {dec}"
-        binaries = ["sh"]
-        extension = "png"
-        qualities = [1, 2, 3, 4]
-        quality_range = [0, 100]
-        [commands]
-        encode = ["{{sh}}", "{FAKE_CODEC}", "{enc}", "{{input}}", "{{output}}"]
-        decode = ["{{sh}}", "{FAKE_CODEC}", "{dec}", "{{input}}", "{{output}}"]
-    """))
-    return folder
-
-
 ENCODE_AND_MEASURE = """
 import json, resource, sys
 import numpy as np
@@ -345,7 +328,7 @@ def _encode_in_child(codecs: Path, name: str) -> dict:
 
 
 def test_what_an_external_binary_prints_is_kept_as_a_bounded_tail(tmp_path):
-    codecs = _fake_codec(tmp_path / "codecs", "chatty", "chatty")
+    codecs = write_fake_codecs(tmp_path / "codecs", {"chatty": ("chatty", "copy")})
     result = _encode_in_child(codecs, "chatty")
     assert result.get("bytes", 0) > 0, result  # 300 MB of stdout, then a good output
     assert result["peak_mb"] < 50, result  # before: the whole stdout in memory (300 MB, and a copy)
@@ -359,7 +342,7 @@ def test_what_an_external_binary_prints_is_kept_as_a_bounded_tail(tmp_path):
 
 
 def test_an_external_binary_writing_a_huge_output_is_stopped_and_not_read(tmp_path):
-    codecs = _fake_codec(tmp_path / "codecs", "huge", "huge")
+    codecs = write_fake_codecs(tmp_path / "codecs", {"huge": ("huge", "copy")})
     result = _encode_in_child(codecs, "huge")
     assert "error" in result, result
     # the kernel stopped the binary at the limit (its shell says so), or the file was refused unread

@@ -191,7 +191,7 @@ def train_cell(job, config: AblationConfig, out: Path, log=None) -> str:
 
     from rdbench.ablation.latents import cached_latents
     from rdbench.learned import checkpoint
-    from rdbench.learned.train import TrainingError, autocast, kept_path
+    from rdbench.learned.train import TrainingError, autocast, kept_path, save_training
 
     torch.set_num_threads(job.threads)
     t = config.training
@@ -245,47 +245,20 @@ def train_cell(job, config: AblationConfig, out: Path, log=None) -> str:
             log(f"step {step}/{t.steps}  loss {np.mean(window):.4f}  bpp {np.mean(window):.4f}  ({rate_s:.2f} steps/s)")
             window = []
         if step % t.checkpoint_every == 0 or step == t.steps or step in t.kept_steps:
-            _save(path, model, optimizer, aux_optimizer, rng, step, recipe)
+            save_training(path, model, optimizer, aux_optimizer, rng, step, recipe)
             model.train()
         if step in t.kept_steps:
             shutil.copyfile(path, kept_path(path, step))
     return str(path)
 
 
-def _save(path, model, optimizer, aux_optimizer, rng, step, recipe) -> None:
-    import torch
-
-    from rdbench.learned import checkpoint
-
-    extra = {"optimizer": optimizer.state_dict(),
-             "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None,
-             "rng": {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}}
-    checkpoint.save(path, model, {**recipe, "steps": step, "lambdas": list(model.config.rates)}, extra)
-
-
 def _resume(path: Path, model, optimizer, aux_optimizer):
-    import numpy as np
-    import torch
+    from rdbench.learned.train import TrainingError, read_resumable, restore_training
 
-    from rdbench.learned import checkpoint
-    from rdbench.learned.config import ModelConfig
-    from rdbench.learned.train import TrainingError
-
-    payload = checkpoint._read(path)
-    if payload.get("format") != checkpoint.FORMAT or "optimizer" not in payload:
-        raise TrainingError(f"{path}: not a resumable rdbench training checkpoint")
-    if ModelConfig.from_dict(payload["config"]) != model.config:
-        raise TrainingError(f"{path}: was trained as {payload['config']}, not {model.config.to_dict()}")
+    payload = read_resumable(path, model.config)
     if payload["training"].get("design") != "shared-latents":
         raise TrainingError(f"{path}: a full-retraining checkpoint, not a shared-latents cell; use another --out")
-    model.load_state_dict(payload["state_dict"])
-    optimizer.load_state_dict(payload["optimizer"])
-    if aux_optimizer is not None and payload.get("aux_optimizer"):
-        aux_optimizer.load_state_dict(payload["aux_optimizer"])
-    rng = np.random.default_rng()
-    rng.bit_generator.state = payload["rng"]["numpy"]
-    torch.set_rng_state(payload["rng"]["torch"])
-    return int(payload["training"]["steps"]), rng
+    return restore_training(payload, model, optimizer, aux_optimizer)
 
 
 def with_design_header(config: AblationConfig, text: str) -> str:

@@ -251,7 +251,7 @@ def train(opts: TrainOptions, log=None, load_image=read_rgb) -> Path:
                 f"psnr {mean['psnr']:.2f} dB  ({rate_s:.2f} steps/s)")
             window = []
         if step % opts.checkpoint_every == 0 or step == opts.steps or step in opts.keep_at:
-            _save(out, model, optimizer, aux_optimizer, rng, step, recipe)
+            save_training(out, model, optimizer, aux_optimizer, rng, step, recipe)
             model.train()
         if step in opts.keep_at:  # a learning-curve point: the checkpoint of this step, kept
             kept = kept_path(out, step)
@@ -305,7 +305,8 @@ def heldout_rd(model: LatentModel, images: list[np.ndarray], metric: str = "mse"
     return results
 
 
-def _save(out, model, optimizer, aux_optimizer, rng, step, recipe) -> None:
+def save_training(out, model, optimizer, aux_optimizer, rng, step, recipe) -> None:
+    """A resumable checkpoint: the model, both optimizers' states and both generators' states."""
     extra = {
         "optimizer": optimizer.state_dict(),
         "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer else None,
@@ -314,20 +315,20 @@ def _save(out, model, optimizer, aux_optimizer, rng, step, recipe) -> None:
     checkpoint.save(out, model, {**recipe, "steps": step, "lambdas": list(model.config.rates)}, extra)
 
 
-def _resume(out: Path, opts: TrainOptions, model, optimizer, aux_optimizer):
-    payload = checkpoint._read(out)
+def read_resumable(path: Path, config: ModelConfig) -> dict:
+    """The payload of a resumable training checkpoint of `config`, or a TrainingError naming it."""
+    payload = checkpoint._read(path)
     if payload.get("format") != checkpoint.FORMAT or "optimizer" not in payload:
-        raise TrainingError(f"{out}: not a resumable rdbench training checkpoint")
+        raise TrainingError(f"{path}: not a resumable rdbench training checkpoint")
     saved = ModelConfig.from_dict(payload["config"])
-    if saved != opts.config:
-        raise TrainingError(f"{out}: was trained as {saved}, not {opts.config}; choose another path")
-    own = model.state_dict().keys()
-    if set(payload["state_dict"]) != set(own) and set(checkpoint.translate_compressai_keys(payload["state_dict"], own)) == set(own):
-        # the weights would load, but the optimizers hold their state by parameter order, which
-        # the two namings of the entropy bottleneck (CompressAI 1.2.6 vs 1.2.7+) order differently
-        raise TrainingError(f"{out}: saved under a CompressAI that names the entropy bottleneck's parameters "
-                            "differently (1.2.6 vs 1.2.7 and later); its optimizer state cannot resume here: "
-                            "resume it under that CompressAI, or train to another path")
+    if saved != config:
+        raise TrainingError(f"{path}: was trained as {saved}, not {config}; choose another path")
+    return payload
+
+
+def restore_training(payload: dict, model, optimizer, aux_optimizer) -> tuple[int, np.random.Generator]:
+    """Weights, optimizer states and both generators from a resumable checkpoint's payload:
+    (the steps it had done, the numpy generator to go on with)."""
     model.load_state_dict(payload["state_dict"])
     optimizer.load_state_dict(payload["optimizer"])
     if aux_optimizer is not None and payload.get("aux_optimizer"):
@@ -336,3 +337,15 @@ def _resume(out: Path, opts: TrainOptions, model, optimizer, aux_optimizer):
     rng.bit_generator.state = payload["rng"]["numpy"]
     torch.set_rng_state(payload["rng"]["torch"])
     return int(payload["training"]["steps"]), rng
+
+
+def _resume(out: Path, opts: TrainOptions, model, optimizer, aux_optimizer):
+    payload = read_resumable(out, opts.config)
+    own = model.state_dict().keys()
+    if set(payload["state_dict"]) != set(own) and set(checkpoint.translate_compressai_keys(payload["state_dict"], own)) == set(own):
+        # the weights would load, but the optimizers hold their state by parameter order, which
+        # the two namings of the entropy bottleneck (CompressAI 1.2.6 vs 1.2.7+) order differently
+        raise TrainingError(f"{out}: saved under a CompressAI that names the entropy bottleneck's parameters "
+                            "differently (1.2.6 vs 1.2.7 and later); its optimizer state cannot resume here: "
+                            "resume it under that CompressAI, or train to another path")
+    return restore_training(payload, model, optimizer, aux_optimizer)

@@ -9,7 +9,7 @@ points here.
 
 The checkpoints (checkpoints/*.pt, ~47 KB each): every variant, K = 1 and K = 2, k = 3 and 5,
 N = M = 4, two rates (0.0067, 0.0483), trained 20 steps on 64 x 64 crops of the training photos
-($RDBENCH_TEST_TRAIN, default ../shared/datasets/train/div2k-valid-256; never Kodak), saved
+($RDBENCH_TRAIN, default ../shared/datasets/train/div2k-valid-256; never Kodak), saved
 without optimizer state. The images (images/*.png): a 64 x 48 and a 40 x 72 crop of Kodak
 (kodim23, kodim15) as test inputs only, neither a multiple of the 64-pixel padding in every side.
 vectors.json: for each (checkpoint, image; rate = image index mod 2), the stream in streams/, and
@@ -113,8 +113,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--retrain", action="store_true", help="retrain the checkpoints first")
     ap.add_argument("--images", action="store_true", help="re-crop the test images from Kodak first")
-    ap.add_argument("--train", default=os.environ.get("RDBENCH_TEST_TRAIN", str(REPO.parent / "shared" / "datasets" / "train" / "div2k-valid-256")))
-    ap.add_argument("--kodak", default=os.environ.get("RDBENCH_TEST_KODAK", str(REPO.parent / "shared" / "datasets" / "kodak")))
+    # the same data the tests use: $RDBENCH_TRAIN / $RDBENCH_KODAK (the older $RDBENCH_TEST_* still win)
+    env = os.environ.get
+    ap.add_argument("--train", default=env("RDBENCH_TEST_TRAIN") or env("RDBENCH_TRAIN")
+                    or str(REPO.parent / "shared" / "datasets" / "train" / "div2k-valid-256"))
+    ap.add_argument("--kodak", default=env("RDBENCH_TEST_KODAK") or env("RDBENCH_KODAK")
+                    or str(REPO.parent / "shared" / "datasets" / "kodak"))
     args = ap.parse_args()
     if args.images:
         crop_images(Path(args.kodak))
