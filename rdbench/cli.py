@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"metric(s) to measure; repeat or comma-separate (default: {', '.join(m.name for m in DEFAULT)}; "
                         "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
-    r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
+    r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=None, metavar="S",
+                   help="per-call limit for external binaries (s) (default: the codec spec's `timeout`: 600, "
+                        "an hour for the reference encoders vtm and hm)")
     r.add_argument("--fsync", action="store_true",
                    help="sync every stored row to the disk as it is written (default: flushed per row, synced at the "
                         "end of the run); for shared or unreliable disks")
