@@ -57,8 +57,9 @@ def table(results: str) -> str:
             lines.append(f"| {qp} | all 24 | {bpp:.5f} | {pb:.5f} | {100 * (bpp / pb - 1):+.2f}% | {psnr:.3f} dB "
                          f"| {pp:.3f} dB | {psnr - pp:+.3f} dB | {ms:.5f} / {pm:.5f} | {timing} |")
         else:
-            lines.append(f"| {qp} | {n} of 24: {_images(here['image'])} | {bpp:.5f} (these {n}) | not comparable: "
-                         f"a 24-image mean | | {psnr:.3f} dB (these {n}) | | | {ms:.5f} / | {timing} |")
+            these = "this image" if n == 1 else f"these {n}"
+            lines.append(f"| {qp} | {n} of 24: {_images(here['image'])} | {bpp:.5f} ({these}) | not comparable: "
+                         f"a 24-image mean | | {psnr:.3f} dB ({these}) | | | {ms:.5f} / | {timing} |")
     versions = sorted(set(rows["codec_version"]))
     return "\n".join(lines) + f"\n\nrdbench rows: {', '.join(versions)}; published: CompressAI results/image/kodak/vtm.json\n"
 
