@@ -282,7 +282,7 @@ def test_hm_without_the_scm_extension_is_refused_before_any_work(tmp_path):
 
 
 def test_reference_encoder_specs_allow_an_hour_per_call_unless_told():
-    from rdbench.codecs.external import DEFAULT_TIMEOUT_S
+    from rdbench.conventions import DEFAULT_TIMEOUT_S
 
     for name in ("vtm", "hm"):
         codec = load(name, check_available=False)

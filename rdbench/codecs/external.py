@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
-from rdbench.conventions import max_image_pixels
+from rdbench.conventions import DEFAULT_TIMEOUT_S, max_image_pixels
 from rdbench.data.images import decode_rgb, encode_png, encode_ppm
 from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
 
-DEFAULT_TIMEOUT_S = 600.0
 # What a binary reads and writes: image files, or raw planar 4:4:4 8-bit frames (a reference
 # encoder's YUV; the conversion is the spec's `colour`, codecs/yuv.py; {width} and {height} name the size)
 IMAGE_FORMATS = ("png", "ppm", "yuv444p")
