@@ -1,44 +1,78 @@
 """rdbench's VTM (codecs/vtm.toml) on Kodak against CompressAI's published vtm.json, per QP.
 
 Reads a result folder of `rdbench run --dataset kodak --codec vtm` (any subset of the QPs
-47, 42, ..., 12) and prints, for each QP measured on all 24 images, rdbench's mean bpp, PSNR-RGB
-and MS-SSIM beside the published means (vtm.json lists its 8 points in QP order 47 .. 12), with
-the differences, and the mean encode time per image.
+47, 42, ..., 12, any subset of the images) and prints a Markdown table, one line per QP measured:
+rdbench's mean bpp, PSNR-RGB and MS-SSIM beside the published means (vtm.json lists its 8 points in
+QP order 47 .. 12), with the differences, and the encode and decode time per image. The published
+points are means over all 24 Kodak images: a QP measured on fewer images gets its images named and
+its subset means, with no published value beside them and no difference (a subset mean is not
+comparable with a 24-image mean).
 
-    RDBENCH_VTM_DIR=/path/to/VTM/bin rdbench run --dataset kodak --codec vtm --quality 47 --out results/anchors/kodak-vtm
-    python benchmarks/vtm_agreement.py results/anchors/kodak-vtm
+    RDBENCH_VTM_DIR=/path/to/VTM/bin rdbench run --dataset kodak --codec vtm --out results/anchors/kodak-vtm
+    python benchmarks/vtm_agreement.py results/anchors/kodak-vtm [--out results/anchors/kodak-vtm/agreement.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from rdbench.bench.store import read_results
 from rdbench.packaged import reference_folder
 
 PUBLISHED_QPS = [47, 42, 37, 32, 27, 22, 17, 12]  # the order of vtm.json's points (CompressAI's bench run)
+KODAK_IMAGES = 24
+
+
+def _images(names) -> str:
+    """kodim01..kodim07, kodim09 for a sorted list of Kodak file names."""
+    numbers = sorted(int(n.removeprefix("kodim").removesuffix(".png")) for n in names)
+    runs, start = [], numbers[0]
+    for prev, cur in zip(numbers, numbers[1:] + [None]):
+        if cur != prev + 1:
+            runs.append(f"kodim{start:02d}" + (f"..kodim{prev:02d}" if prev != start else ""))
+            start = cur
+    return ", ".join(runs)
+
+
+def table(results: str) -> str:
+    published = json.loads((reference_folder() / "vtm.json").read_text())["results"]
+    rows = read_results(results)
+    rows = rows[(rows["status"] == "ok") & (rows["codec"] == "vtm") & (rows["dataset"] == "kodak")]
+    lines = ["| QP | images | bpp (rdbench) | bpp (published) | bpp diff | PSNR-RGB (rdbench) | PSNR-RGB (published) "
+             "| PSNR diff | MS-SSIM (rdbench / published) | encode s per image: mean (min to max) | decode s |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for qp in PUBLISHED_QPS:
+        here = rows[rows["quality"].astype(float) == qp]
+        n = here["image"].nunique()
+        if n == 0:
+            continue
+        k = PUBLISHED_QPS.index(qp)
+        bpp, psnr, ms = here["bpp"].mean(), here["psnr_rgb"].mean(), here["ms_ssim"].mean()
+        enc = here["enc_s"]
+        timing = f"{enc.mean():.0f} ({enc.min():.0f} to {enc.max():.0f}) | {here['dec_s'].mean():.2f}"
+        if n == KODAK_IMAGES:
+            pb, pp, pm = published["bpp"][k], published["psnr-rgb"][k], published["ms-ssim-rgb"][k]
+            lines.append(f"| {qp} | all 24 | {bpp:.5f} | {pb:.5f} | {100 * (bpp / pb - 1):+.2f}% | {psnr:.3f} dB "
+                         f"| {pp:.3f} dB | {psnr - pp:+.3f} dB | {ms:.5f} / {pm:.5f} | {timing} |")
+        else:
+            these = "this image" if n == 1 else f"these {n}"
+            lines.append(f"| {qp} | {n} of 24: {_images(here['image'])} | {bpp:.5f} ({these}) | not comparable: "
+                         f"a 24-image mean | | {psnr:.3f} dB ({these}) | | | {ms:.5f} / | {timing} |")
+    versions = sorted(set(rows["codec_version"]))
+    return "\n".join(lines) + f"\n\nrdbench rows: {', '.join(versions)}; published: CompressAI results/image/kodak/vtm.json\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", help="result folder of an rdbench run of codec vtm on kodak")
+    ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args()
-    published = json.loads((reference_folder() / "vtm.json").read_text())["results"]
-    rows = read_results(args.results)
-    rows = rows[(rows["status"] == "ok") & (rows["codec"] == "vtm") & (rows["dataset"] == "kodak")]
-    print(f"{'QP':>3} {'images':>6} {'bpp':>9} {'published':>9} {'diff':>7} {'PSNR':>8} {'published':>9} {'diff':>7} "
-          f"{'MS-SSIM':>8} {'published':>9} {'enc s/img':>9}  version")
-    for qp in PUBLISHED_QPS:
-        here = rows[rows["quality"].astype(float) == qp]
-        if here["image"].nunique() != 24:
-            continue
-        k = PUBLISHED_QPS.index(qp)
-        bpp, psnr, ms = here["bpp"].mean(), here["psnr_rgb"].mean(), here["ms_ssim"].mean()
-        pb, pp, pm = published["bpp"][k], published["psnr-rgb"][k], published["ms-ssim-rgb"][k]
-        print(f"{qp:>3} {24:>6} {bpp:>9.5f} {pb:>9.5f} {100 * (bpp / pb - 1):>+6.2f}% {psnr:>8.3f} {pp:>9.3f} "
-              f"{psnr - pp:>+7.3f} {ms:>8.5f} {pm:>9.5f} {here['enc_s'].mean():>9.1f}  "
-              f"{', '.join(sorted(set(here['codec_version'])))}")
+    text = table(args.results)
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
 
 
 if __name__ == "__main__":

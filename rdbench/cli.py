@@ -12,6 +12,7 @@ import sys
 
 from rdbench import __version__, describe_libraries, library_versions
 from rdbench.bench.columns import BD_METRICS, HEADLINE_METRICS
+from rdbench.conventions import DEFAULT_TIMEOUT_S
 from rdbench.commands import (
     DEFAULT_RESULTS_DIR,
     EXIT_CLUSTER,
@@ -155,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"metric(s) to measure; repeat or comma-separate (default: {', '.join(m.name for m in DEFAULT)}; "
                         "see `rdbench metrics`). Items already stored without a metric get that metric alone")
     r.add_argument("--keep", action="store_true", help="keep bitstreams and reconstructions under DIR")
-    r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=600.0, metavar="S", help="per-call limit for external binaries (s)")
+    r.add_argument("--timeout", type=_at_least(0, float, strict=True), default=None, metavar="S",
+                   help="per-call limit for external binaries (s) (default: the codec spec's `timeout` where it "
+                        f"sets one, as vtm and hm do, else {DEFAULT_TIMEOUT_S:g})")
     r.add_argument("--fsync", action="store_true",
                    help="sync every stored row to the disk as it is written (default: flushed per row, synced at the "
                         "end of the run); for shared or unreliable disks")

@@ -25,6 +25,11 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_MIN_SIDE = (MS_SSIM_WIN_SIZE - 1) * 2 ** (len(MS_SSIM_WEIGHTS) - 1) + 1
 
 
+# How long one call of an external binary (an encode, a decode) may take, in seconds, unless its
+# codec spec's `timeout` (codecs/external.py) or `rdbench run --timeout` (cli.py) says otherwise.
+DEFAULT_TIMEOUT_S = 600.0
+
+
 # The largest image (pixels) rdbench decodes: an image file whose header declares more is refused
 # before its pixels are allocated (a "decompression bomb": a few bytes declaring 100000 x 100000).
 # $RDBENCH_MAX_PIXELS raises it (for images and for learned bitstreams, which default to 2**28).

@@ -237,3 +237,129 @@ def test_heic_tune_psnr_changes_the_encoding(heic, kodim):
     plain, psnr_tuned = heic.encode(image, 40), tuned.encode(image, 40)
     assert plain != psnr_tuned
     assert psnr_rgb(image, tuned.decode(psnr_tuned)) > psnr_rgb(image, heic.decode(plain))
+
+
+# -- reference encoders take minutes per item: the spec's timeout, the progress bar; HM needs SCM --
+
+
+def _fake_hm(bin_dir, help_lines: str) -> None:
+    """Executables named as HM's (the binaries are not on the test machines): an encoder whose
+    --help prints `help_lines`, and HM's intra 4:4:4 configuration beside bin/."""
+    bin_dir.mkdir(parents=True)
+    (bin_dir.parent / "cfg").mkdir()
+    (bin_dir.parent / "cfg" / "encoder_intra_main_rext.cfg").write_text("# intra\n")
+    for name in ("TAppEncoderStatic", "TAppDecoderStatic"):
+        exe = bin_dir / name
+        exe.write_text("#!/bin/sh\necho 'HM software: Encoder Version [16.20] (including RExt)[Linux][GCC 12.2.0][64 bit]'\n"
+                       f"[ \"$1\" = --help ] && printf '%s\\n' {help_lines}\nexit 1\n")
+        exe.chmod(0o755)
+
+
+def test_hm_without_the_scm_extension_is_refused_before_any_work(tmp_path):
+    from .test_faults import RDBENCH, make_images
+
+    bin_dir = tmp_path / "HM" / "bin"
+    _fake_hm(bin_dir, "'  --InputChromaFormat  ...' '  --ConformanceMode  ...'")  # a plain HM's help
+    out = tmp_path / "out"
+    env = {**os.environ, "RDBENCH_HM_DIR": str(bin_dir)}
+    done = subprocess.run([*RDBENCH, "run", "--dataset", make_images(tmp_path / "images", 1), "--codec", "hm",
+                           "--quality", "42", "--out", out, "--no-progress"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "no --CUNoSplitIntraACT" in done.stderr and "HM-16.20+SCM-8.8" in done.stderr, done.stderr
+    assert str(bin_dir / "TAppEncoderStatic") in done.stderr and "RDBENCH_HM_DIR" in done.stderr
+    assert not (out / "results.csv").exists()
+    # the same executables once their help lists the SCM option: available
+    for f in bin_dir.iterdir():
+        f.unlink()
+    bin_dir.rmdir()
+    (tmp_path / "HM" / "cfg" / "encoder_intra_main_rext.cfg").unlink()
+    (tmp_path / "HM" / "cfg").rmdir()
+    _fake_hm(bin_dir, "'  --InputChromaFormat  ...' '  --CUNoSplitIntraACT  ...'")
+    code = "from rdbench.codecs import load\nprint(load('hm', check_available=False).availability())"
+    assert _in_subprocess(code, RDBENCH_HM_DIR=str(bin_dir)).strip() == "None"
+
+
+def test_reference_encoder_specs_allow_an_hour_per_call_unless_told():
+    from rdbench.conventions import DEFAULT_TIMEOUT_S
+
+    for name in ("vtm", "hm"):
+        codec = load(name, check_available=False)
+        codec.configure(timeout_s=None)  # `rdbench run` without --timeout
+        assert codec.timeout_s == 3600
+        codec.configure(timeout_s=20)
+        assert codec.timeout_s == 20
+    jpeg_xl = load("jxl", check_available=False)
+    jpeg_xl.configure(timeout_s=None)
+    assert jpeg_xl.timeout_s == DEFAULT_TIMEOUT_S == 600
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "'long'", "true"])
+def test_spec_timeout_must_be_positive_seconds(tmp_path, bad):
+    from rdbench.codecs.external import CodecSpecError, load_definition
+
+    spec = tmp_path / "slow.toml"
+    spec.write_text(textwrap.dedent(f"""
+        name = "slow"
+        binaries = ["cp"]
+        extension = "png"
+        qualities = [1]
+        timeout = {bad}
+        [commands]
+        encode = ["{{cp}}", "{{input}}", "{{output}}"]
+        decode = ["{{cp}}", "{{input}}", "{{output}}"]
+    """))
+    with pytest.raises(CodecSpecError, match=r"slow\.toml: 'timeout' must be a number of seconds above 0"):
+        load_definition(spec)
+
+
+def test_spec_timeout_is_the_default_and_run_timeout_overrides_it(tmp_path):
+    from .test_faults import RDBENCH, csv_rows, make_images, write_fake_codecs
+
+    env = {**os.environ, "RDBENCH_CODECS_PATH": str(write_fake_codecs(tmp_path / "codecs", {"fake-hang": ("hang", "copy")},
+                                                                       extra="timeout = 2"))}
+    images = make_images(tmp_path / "images", 1)
+    cmd = [*RDBENCH, "run", "--dataset", images, "--codec", "fake-hang", "--quality", "1", "--out", tmp_path / "out",
+           "--workers", "1", "--no-progress", "--no-report"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "encoder timed out after 2 s" in csv_rows(tmp_path / "out")[0]["error"]
+    done = subprocess.run([*cmd, "--retry-failed", "--timeout", "1"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "encoder timed out after 1 s" in csv_rows(tmp_path / "out")[-1]["error"]
+
+
+def test_progress_bar_clock_moves_while_an_item_takes_long(tmp_path):
+    # on a terminal the bar is redrawn each second even when no item finishes (a VTM item takes minutes)
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    from .test_faults import RDBENCH, make_images, write_fake_codecs
+
+    env = {**os.environ, "RDBENCH_CODECS_PATH": str(write_fake_codecs(tmp_path / "codecs", {"fake-hang": ("hang", "copy")},
+                                                                       extra="timeout = 4"))}
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # a new pty is 0 columns wide
+    proc = subprocess.Popen([*RDBENCH, "run", "--dataset", make_images(tmp_path / "images", 1), "--codec", "fake-hang",
+                             "--quality", "1", "--out", tmp_path / "out", "--workers", "1", "--no-report"],
+                            stdout=subprocess.DEVNULL, stderr=secondary, env=env)
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the run ended: the terminal is closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(primary)
+    assert proc.wait(timeout=120) == 3
+    text = seen.decode(errors="replace")
+    # one item, unfinished for 4 s: the bar showed 0/1 at several elapsed times before 1/1
+    waiting = {t for t in ("00:01", "00:02", "00:03") if f"0/1 [{t}" in text}
+    assert len(waiting) >= 2, repr(text[:3000])
+    assert "1/1 [" in text, text[-2000:]

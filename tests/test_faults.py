@@ -48,8 +48,9 @@ def make_images(folder: Path, n: int = 3) -> Path:
     return folder
 
 
-def write_fake_codecs(folder: Path, codecs: dict[str, tuple[str, str]]) -> Path:
-    """One codec spec per name, its encoder and decoder being fake_codec.sh in the given modes."""
+def write_fake_codecs(folder: Path, codecs: dict[str, tuple[str, str]], extra: str = "") -> Path:
+    """One codec spec per name, its encoder and decoder being fake_codec.sh in the given modes
+    (`extra`: more top-level keys of each spec)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, (enc, dec) in codecs.items():
         (folder / f"{name}.toml").write_text(textwrap.dedent(f"""
@@ -59,6 +60,7 @@ def write_fake_codecs(folder: Path, codecs: dict[str, tuple[str, str]]) -> Path:
             extension = "png"
             qualities = [1, 2, 3, 4]
             quality_range = [0, 100]
+            {extra}
             [commands]
             encode = ["{{sh}}", "{FAKE_CODEC}", "{enc}", "{{input}}", "{{output}}"]
             decode = ["{{sh}}", "{FAKE_CODEC}", "{dec}", "{{input}}", "{{output}}"]

@@ -48,7 +48,7 @@ class Item:
 
 @dataclass(frozen=True)
 class Settings:
-    timeout_s: float = 600.0
+    timeout_s: float | None = None  # per external call; None: each codec's own (a spec's `timeout`)
     keep_dir: str | None = None  # write bitstreams and reconstructions here
     check_decode: bool = False  # decode learned streams again elsewhere (bench/decode_check.py)
     metrics: tuple[str, ...] | None = None  # names in the metrics registry; None: the default set

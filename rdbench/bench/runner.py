@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -21,6 +22,29 @@ from rdbench.data.datasets import Dataset
 
 
 RUNS_FILE = "runs.jsonl"  # one JSON line per invocation
+# How often the progress bar is redrawn while no item finishes (its clock keeps moving through a
+# reference encoder's minutes per item): each second on a terminal, each minute into a file or pipe
+REDRAW_S = {True: 1.0, False: 60.0}
+
+
+class _Redrawing:
+    """Redraws a tqdm bar every REDRAW_S seconds from a daemon thread until closed (tqdm's own
+    lock orders the redraws with the updates of the thread storing rows)."""
+
+    def __init__(self, bar):
+        self.bar, self.stop = bar, threading.Event()
+        every = REDRAW_S[bool(getattr(bar.fp, "isatty", lambda: False)())]
+        self.thread = threading.Thread(target=self._loop, args=(every,), name="rdbench-progress", daemon=True)
+        self.thread.start()
+
+    def _loop(self, every: float) -> None:
+        while not self.stop.wait(every):
+            self.bar.refresh()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.bar.close()
 
 
 @dataclass
@@ -216,19 +240,20 @@ def run(
         bad = [i for i in items if _image(i).error]
         good = [i for i in items if not _image(i).error]
         ok = failed = 0
+        executor = executor or LocalExecutor(workers)
         bar = None
         if progress and items:
             from tqdm import tqdm
 
             bar = tqdm(total=len(items), unit="item", file=sys.stderr, dynamic_ncols=True, desc=f"{dataset.name}")
-        for item in bad:  # images that could not be read: recorded, never sent to a codec
-            store.append(failed_row(item, _image(item).error))
-            failed += 1
-            if bar:
-                bar.update()
-        executor = executor or LocalExecutor(workers)
+            redrawing = _Redrawing(bar)
         interrupted = False
         try:
+            for item in bad:  # images that could not be read: recorded, never sent to a codec
+                store.append(failed_row(item, _image(item).error))
+                failed += 1
+                if bar:
+                    bar.update()
             for _, row in executor.run(fn, good, on_crash=crashed):
                 store.append(row)
                 if row["status"] == "ok":
@@ -241,8 +266,9 @@ def run(
                         bar.set_postfix(failed=failed)
         except KeyboardInterrupt:
             interrupted = True
-        if bar:
-            bar.close()
+        finally:
+            if bar:
+                redrawing.close()
     summary = RunSummary(str(out_dir), len(items), skipped, ok, failed, time.perf_counter() - started)
     _log_run(out_dir, dataset, codecs, qualities, summary, argv, executor.describe(), interrupted, fsync,
              [t.text for t in targets or []])

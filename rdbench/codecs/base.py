@@ -180,7 +180,7 @@ class Codec:
         """Apply the run's settings (`rdbench run --timeout`) before any timed call.
 
         timeout_s: seconds one encode or decode call may take where the codec can enforce it
-        (external binaries); None for no limit."""
+        (external binaries); None: the codec's own limit (an external spec's `timeout`), none here."""
         self.timeout_s = timeout_s
 
     @property

@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
-from rdbench.conventions import max_image_pixels
+from rdbench.conventions import DEFAULT_TIMEOUT_S, max_image_pixels
 from rdbench.data.images import decode_rgb, encode_png, encode_ppm
 from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
 
-DEFAULT_TIMEOUT_S = 600.0
 # What a binary reads and writes: image files, or raw planar 4:4:4 8-bit frames (a reference
 # encoder's YUV; the conversion is the spec's `colour`, codecs/yuv.py; {width} and {height} name the size)
 IMAGE_FORMATS = ("png", "ppm", "yuv444p")
@@ -117,6 +116,12 @@ class Definition:
     # files the commands need beside the binaries ({config}): name -> (file name, folders to
     # search relative to the first binary's folder); each is also an option (default "auto")
     files: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # seconds one encode or decode call may take unless `rdbench run --timeout` says otherwise
+    # (a reference encoder: minutes per image)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    # [check]: a command whose output must contain a text for the build to be the one the spec's
+    # commands need (HM with the SCM extension); (command, text, problem) or None
+    check: tuple[tuple[str, ...], str, str] | None = None
 
 
 def _parse(path_text: str, raw: dict) -> Definition:
@@ -180,6 +185,15 @@ def _parse(path_text: str, raw: dict) -> Definition:
             fail(f"[files.{key}] and [options.{key}] share a name")
         options[key] = Option("auto", None, optional(f, "help", str, "", f"[files.{key}] ")
                               + f" (default auto: {f['name']} found beside the binaries)")
+    timeout = raw.get("timeout", DEFAULT_TIMEOUT_S)
+    if not number(timeout) or timeout <= 0:
+        fail("'timeout' must be a number of seconds above 0")
+    check = optional(raw, "check", dict, {})
+    if check:
+        for key in ("contains", "problem"):
+            if not isinstance(check.get(key), str) or not check[key]:
+                fail(f"[check] needs {key!r}, a non-empty string")
+        check = (tuple(strings(check.get("command"), "[check] command")), check["contains"], check["problem"])
     pattern = optional(version, "pattern", str, r"(\S+)", "[version] ")
     try:
         re.compile(pattern)
@@ -205,6 +219,8 @@ def _parse(path_text: str, raw: dict) -> Definition:
         options=options,
         colour=optional(raw, "colour", str, ""),
         files=files,
+        timeout_s=float(timeout),
+        check=check or None,
     )
     if not definition.name.strip():
         fail("'name' is empty")
@@ -219,7 +235,8 @@ def _parse(path_text: str, raw: dict) -> Definition:
         if definition.colour not in COLOURS:
             fail(f"'colour' {definition.colour!r}: a yuv444p format needs one of {', '.join(COLOURS)}")
     allowed = {"input", "output", "quality", "width", "height", *definition.binaries, *definition.options}
-    for template in (definition.encode, definition.decode, definition.version_command):
+    for template in (definition.encode, definition.decode, definition.version_command,
+                     definition.check[0] if definition.check else []):
         for arg in template:
             for key in re.findall(r"{(\w+)}", arg):
                 if key not in allowed:
@@ -306,8 +323,12 @@ class ExternalCodec(Codec):
         self.quality_range = definition.quality_range
         self.quality_name = definition.quality_name
         self.options = definition.options
-        self.timeout_s = DEFAULT_TIMEOUT_S
+        self.timeout_s = definition.timeout_s
         super().__init__(spec or definition.name)
+
+    def configure(self, *, timeout_s: float | None) -> None:
+        """`rdbench run --timeout` when given, else the spec's `timeout` (600 s unless it says)."""
+        self.timeout_s = timeout_s if timeout_s is not None else self.definition.timeout_s
 
     @cached_property
     def paths(self) -> dict[str, str | None]:
@@ -359,7 +380,23 @@ class ExternalCodec(Codec):
                 return (f"{name} not found beside {next(iter(self.paths.values()))} (looked in {folders}); give it "
                         f"as {self.name}:{key}=PATH or set ${self.definition.env_dir or 'PATH'} to the build's "
                         f"binaries. {self.definition.install_hint}").strip()
-        return None
+        return self._check_problem
+
+    @cached_property
+    def _check_problem(self) -> str | None:
+        """The spec's [check]: its command's output (stdout and stderr, any exit status) must contain
+        its text, else the build is not the one the commands need and the problem says so."""
+        if not self.definition.check:
+            return None
+        command, text, problem = self.definition.check
+        args = self._args(list(command))
+        try:
+            done = subprocess.run(args, capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"{' '.join(args)}: {exc}. {problem}"
+        if text.encode() in done.stdout + done.stderr:
+            return None
+        return f"{args[0]}: {' '.join(args[1:])} does not mention {text!r}: {problem}"
 
     def _args(self, template: list[str], **values) -> list[str]:
         mapping = {**self.opts, **self.paths, **self.file_paths, **values}
