@@ -497,8 +497,10 @@ class UserModelCodec(ModelCodec):
 
         found = {ep.name: ep.value for ep in entry_points(group=MODEL_ENTRY_POINTS)}
         if name not in found:
+            close = difflib.get_close_matches(name, list(found), n=1, cutoff=0.6)
             raise self._error(f"class={name!r}: not MODULE:CLASS, and no entry point of that name in {MODEL_ENTRY_POINTS}"
-                              + (f" (there: {', '.join(sorted(found))})" if found else ""))
+                              + (f" (there: {', '.join(sorted(found))})" if found else "")
+                              + (f"; did you mean {close[0]}?" if close else ""))
         return found[name]
 
 
