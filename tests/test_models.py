@@ -71,6 +71,15 @@ USER_MODEL = textwrap.dedent('''
             return self.g_a(x)
 
 
+    class SynthesisInLikelihood(TinyFactorized):
+        """A likelihood that reads the reconstruction: bpp_estimated must keep its g_s."""
+
+        def forward(self, x):
+            out = super().forward(x)
+            out["likelihoods"]["x"] = torch.sigmoid(out["x_hat"]).clamp_min(1e-9)
+            return out
+
+
     class ThreadDependent(TinyFactorized):
         """Decodes differently with one torch thread: CompressAI #279's failure, made certain."""
 
@@ -227,7 +236,15 @@ def test_bytes_pixels_and_psnr_are_compressais_own(which, spec, arch, quality, t
     assert np.array_equal(decoded, pixels)
     measured = Reference(image).measure(decoded)
     assert measured["psnr_rgb"] == pytest.approx(psnr, abs=1e-4)  # eval_model computes it in float32
-    assert codec.extra_measurements(image, quality, data)["bpp_estimated"] > 0
+    # bpp_estimated: -log2 likelihoods of the whole forward pass on the padded image (rdbench skips
+    # g_s, which they do not depend on: the same value)
+    import torch.nn.functional as F
+    from compressai.ops import compute_padding
+
+    with torch.no_grad():
+        out = net(F.pad(_tensor(image), compute_padding(100, 150, min_div=64)[0]), **{k: v for k, v in kwargs.items() if k != "s"})
+    bits = sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
+    assert codec.extra_measurements(image, quality, data)["bpp_estimated"] == pytest.approx(bits / (100 * 150), rel=1e-6)
 
 
 def test_container_overhead_is_what_the_docstring_says():
@@ -559,3 +576,26 @@ def test_device_cuda_codes_on_the_gpu_and_its_streams_are_checked_on_the_cpu(tin
     rows = pd.read_csv(out / "results.csv")
     assert (rows["status"] == "ok").all() and rows["codec"].str.endswith("device=cuda").all()
     assert rows["decode_check"].str.match(r"identical|mismatch: ").all()
+
+
+def test_bpp_estimated_leaves_out_g_s_only_where_the_likelihoods_do_not_read_it(tiny_models, kodim):
+    from rdbench.codecs import load
+    from rdbench.learned.any_model import estimated_bits, synthesis_is_skippable
+
+    image = np.ascontiguousarray(kodim(20)[:128, :192])
+    for spec, quality, skippable in (
+            (f"compressai:arch=cheng2020-anchor,checkpoint={tiny_models['cheng']}", 1, True),
+            (f"compressai:arch=bmshj2018-hyperprior-vbr,checkpoint={tiny_models['vbr']}", 2.0, True),
+            (f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']}", 1, True),
+            (f"model:class=my_models:SynthesisInLikelihood,checkpoint={tiny_models['user']}", 1, False)):
+        codec = load(spec)
+        model, kwargs, _, _ = codec._model_for(quality)
+        forward_kwargs = {k: v for k, v in kwargs.items() if k != "s"}
+        x, _ = codec._padded(image)
+        g_s = model.g_s
+        with torch.no_grad():
+            full = sum(float(-torch.log2(v).sum()) for v in model(x, **forward_kwargs)["likelihoods"].values())
+        assert synthesis_is_skippable(model, forward_kwargs) is skippable, spec
+        assert (estimated_bits(model, x, forward_kwargs, skip_synthesis=True) == full) is skippable, spec
+        assert codec.extra_measurements(image, quality, b"")["bpp_estimated"] == full / image[..., 0].size, spec
+        assert model.g_s is g_s  # put back

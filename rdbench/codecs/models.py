@@ -91,6 +91,7 @@ class ModelCodec(_LearnedBase):
         super().__init__(spec)
         self._by_scale: dict = {}  # -vbr models with a variable-rate bottleneck: a copy per step
         self._complexity: dict = {}
+        self._skip_synthesis: dict = {}  # (model id, knob): may bpp_estimated leave g_s out
         self._checked = False
         try:
             self.stride = int(self.opts["stride"])
@@ -353,18 +354,19 @@ class ModelCodec(_LearnedBase):
 
     def extra_measurements(self, image: np.ndarray, quality, data: bytes) -> dict:
         """bpp_estimated: -log2 of the forward pass's likelihoods over the padded image the stream
-        codes, per pixel of the image itself."""
-        import torch
+        codes, per pixel of the image itself (without the synthesis transform g_s where the model's
+        likelihoods were shown not to depend on it: learned/any_model.estimated_bits)."""
+        from rdbench.learned.any_model import estimated_bits, synthesis_is_skippable
 
-        model, kwargs, _, _ = self._model_for(quality)
+        model, kwargs, knob, mid = self._model_for(quality)
         x, _ = self._padded(image)
         fwd = {k: v for k, v in kwargs.items() if k != "s"}
-        with torch.no_grad():
-            out = model(x, **fwd)
-        likelihoods = out.get("likelihoods", {}) if isinstance(out, dict) else {}
-        if not likelihoods:
+        key = (mid, knob)
+        if key not in self._skip_synthesis:  # checked once per model and process, on a small image
+            self._skip_synthesis[key] = synthesis_is_skippable(model, fwd)
+        bits = estimated_bits(model, x, fwd, self._skip_synthesis[key])
+        if bits is None:
             return {}
-        bits = sum(float(-torch.log2(v).sum()) for v in likelihoods.values())
         return {"bpp_estimated": bits / (image.shape[0] * image.shape[1]), **self.complexity(quality)}
 
     def complexity(self, quality) -> dict:
