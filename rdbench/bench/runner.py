@@ -226,7 +226,7 @@ def run(
             failed += 1
             if bar:
                 bar.update()
-        executor = executor or LocalExecutor(workers)
+        executor = executor or LocalExecutor(workers, preload=tuple(sorted({m for c in codecs for m in c.worker_preload})))
         interrupted = False
         try:
             for _, row in executor.run(fn, good, on_crash=crashed):
