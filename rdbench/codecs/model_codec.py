@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
+from rdbench.data.download import sha256_file
 from rdbench.codecs.learned import CHECKPOINT_SUFFIXES, RUNTIME_OPTIONS, _is_checkpoint, _LearnedBase
 from rdbench.learned.container import VERSION as CONTAINER_VERSION
 
@@ -366,14 +367,6 @@ class ModelCodec(_LearnedBase):
 
         h = hashlib.sha256()
         for point in self._points:
-            h.update(point.label.encode() if self._zoo else _file_digest(point.path()).encode())
+            h.update(point.label.encode() if self._zoo else sha256_file(point.path()).encode())
         return (f"{FORMAT_NAME}; {self._model_name}; compressai {compressai.__version__}, torch {torch.__version__}; "
                 f"weights {h.hexdigest()[:16]}")
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
