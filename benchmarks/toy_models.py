@@ -10,7 +10,7 @@ converged; they show how rdbench measures any model, not how good Cheng 2020 is.
 Speed: one torch thread by default. On a machine whose cores are busy, two OpenMP threads made a
 training step of the N = 32 Cheng 10 to 80 times slower than one thread (0.5-9.9 s against 0.12 s
 per step at batch 4, measured on 2 shared cores), which is what made an earlier 60-step run take
-693 s; oneDNN on or off made no difference at one thread.
+693 s; oneDNN on or off made no difference at one thread (it stays off: see main).
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     # torch 2.14.1's oneDNN (mkldnn) CPU backward corrupts the heap on Cheng2020Anchor ("corrupted
-    # double-linked list", an abort, in most runs on this machine); its native kernels do not
+    # double-linked list", an abort, in most runs on this machine); its native kernels do not.
+    # Still so: rechecked with oneDNN on, a 10-step N = 16 run (batch 2, 64 px, one thread) hung at
+    # 1% CPU for 10 minutes and was killed; at one thread oneDNN is no faster here anyway
     torch.backends.mkldnn.enabled = False
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
     from compressai.models import Cheng2020Anchor
