@@ -43,8 +43,9 @@ def _init_worker(single_thread: bool, run_pid: int) -> None:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, "1")
         torch = sys.modules.get("torch")
-        if torch is not None:  # imported by the fork server (preload): it read the variables already
-            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        threads = os.environ["OMP_NUM_THREADS"]
+        if torch is not None and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))  # the fork server imported torch (preload): it read the variables already
 
 
 @contextmanager
