@@ -527,7 +527,7 @@ def test_class_names_an_entry_point_of_rdbench_models(tiny_models, small_dataset
         with pytest.raises(ValueError) as caught:
             load(spec)
         assert spec in str(caught.value) and re.search(message, str(caught.value)), str(caught.value)
-    # worker processes find the entry point too (the installed distribution is on their path)
+    # so does the command line, in a process of its own (one worker: the items are measured in it)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.environ["PYTHONPATH"], str(site)]))
     out = tmp_path / "r"
     done = run_cli("run", "--dataset", str(small_dataset), "--max-images", "2", "--codec", f"model:class=tiny,checkpoint={checkpoint}",
