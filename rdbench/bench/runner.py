@@ -226,7 +226,9 @@ def run(
             failed += 1
             if bar:
                 bar.update()
-        executor = executor or LocalExecutor(workers, preload=tuple(sorted({m for c in codecs for m in c.worker_preload})))
+        # modules the codecs' workers import anyway (torch, compressai), imported once by the fork server
+        preload = tuple(sorted({m for c in codecs for m in getattr(c, "worker_preload", ())}))
+        executor = executor or LocalExecutor(workers, preload=preload)
         interrupted = False
         try:
             for _, row in executor.run(fn, good, on_crash=crashed):
