@@ -71,6 +71,15 @@ USER_MODEL = textwrap.dedent('''
             return self.g_a(x)
 
 
+    class SynthesisInLikelihood(TinyFactorized):
+        """A likelihood that reads the reconstruction: bpp_estimated must keep its g_s."""
+
+        def forward(self, x):
+            out = super().forward(x)
+            out["likelihoods"]["x"] = torch.sigmoid(out["x_hat"]).clamp_min(1e-9)
+            return out
+
+
     class ThreadDependent(TinyFactorized):
         """Decodes differently with one torch thread: CompressAI #279's failure, made certain."""
 
@@ -227,7 +236,15 @@ def test_bytes_pixels_and_psnr_are_compressais_own(which, spec, arch, quality, t
     assert np.array_equal(decoded, pixels)
     measured = Reference(image).measure(decoded)
     assert measured["psnr_rgb"] == pytest.approx(psnr, abs=1e-4)  # eval_model computes it in float32
-    assert codec.extra_measurements(image, quality, data)["bpp_estimated"] > 0
+    # bpp_estimated: -log2 likelihoods of the whole forward pass on the padded image (rdbench skips
+    # g_s, which they do not depend on: the same value)
+    import torch.nn.functional as F
+    from compressai.ops import compute_padding
+
+    with torch.no_grad():
+        out = net(F.pad(_tensor(image), compute_padding(100, 150, min_div=64)[0]), **{k: v for k, v in kwargs.items() if k != "s"})
+    bits = sum(float(-torch.log2(v).sum()) for v in out["likelihoods"].values())
+    assert codec.extra_measurements(image, quality, data)["bpp_estimated"] == pytest.approx(bits / (100 * 150), rel=1e-6)
 
 
 def test_container_overhead_is_what_the_docstring_says():
@@ -476,3 +493,109 @@ def test_complexity_counts_the_boxes_by_hand_and_profile_reports_them(tiny_model
     profile = json.loads((tmp_path / "p.json").read_text())
     assert profile["g_a_kmac_px"] == pytest.approx(found["g_a_kmac_px"]) and profile["bytes"] > 0 and profile["dec_s"] > 0
     assert profile["bpp"] == pytest.approx(8 * profile["bytes"] / (128 * 192))
+
+
+def _installed_entry_points(site, entries: dict) -> None:
+    """A distribution as pip installs it: a *.dist-info folder with METADATA and entry_points.txt."""
+    dist = site / "rdbench_user_models-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rdbench-user-models\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[rdbench.models]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()))
+
+
+def test_class_names_an_entry_point_of_rdbench_models(tiny_models, small_dataset, tmp_path, monkeypatch, kodim):
+    import my_models
+    import pandas as pd
+
+    from rdbench.codecs import load
+
+    site = tmp_path / "site-packages"
+    _installed_entry_points(site, {"tiny": "my_models:TinyFactorized", "gone": "my_models:NoSuchClass"})
+    monkeypatch.syspath_prepend(str(site))
+    checkpoint = tiny_models["user"]
+    by_entry_point = load(f"model:class=tiny,checkpoint={checkpoint}")
+    by_module = load(f"model:class=my_models:TinyFactorized,checkpoint={checkpoint}")
+    assert by_entry_point._cls is my_models.TinyFactorized
+    assert by_entry_point.version == by_module.version  # one model, one curve identity
+    image = np.ascontiguousarray(kodim(4)[:128, :192])
+    data = by_entry_point.encode(image, 1)
+    assert data == by_module.encode(image, 1)
+    assert np.array_equal(by_entry_point.decode(data), by_module.decode(data))
+    for spec, message in {f"model:class=tinny,checkpoint={checkpoint}": r"no entry point of that name in rdbench.models "
+                                                                         r"\(there: gone, tiny\); did you mean tiny\?",
+                          f"model:class=gone,checkpoint={checkpoint}": "module my_models has no NoSuchClass"}.items():
+        with pytest.raises(ValueError) as caught:
+            load(spec)
+        assert spec in str(caught.value) and re.search(message, str(caught.value)), str(caught.value)
+    # so does the command line, in a process of its own (one worker: the items are measured in it)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([os.environ["PYTHONPATH"], str(site)]))
+    out = tmp_path / "r"
+    done = run_cli("run", "--dataset", str(small_dataset), "--max-images", "2", "--codec", f"model:class=tiny,checkpoint={checkpoint}",
+                   "--out", str(out), "--no-progress", "--no-report", "--workers", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = pd.read_csv(out / "results.csv")
+    assert (rows["status"] == "ok").all() and len(rows) == 2 and (rows["codec_version"] == by_module.version).all()
+
+
+def test_device_cuda_without_cuda_is_exit_2_naming_the_spec(tiny_models, small_dataset, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a CUDA device here: the no-CUDA error cannot arise")
+    spec = f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']},device=cuda"
+    for args in (("--codec", spec), ("--codec", f"compressai:arch=cheng2020-anchor,checkpoint={tiny_models['cheng']}",
+                                     "--device", "cuda")):
+        out = tmp_path / f"r{len(args)}"
+        done = run_cli("run", "--dataset", str(small_dataset), "--codec", "jpeg", *args, "--out", str(out), "--no-progress")
+        named = spec if len(args) == 2 else f"checkpoint={tiny_models['cheng']},device=cuda"
+        assert done.returncode == 2 and named in done.stderr and "no CUDA device" in done.stderr, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and not (out / "results.csv").exists()
+    done = run_cli("profile", spec, "--image", str(next(small_dataset.iterdir())))
+    assert done.returncode == 2 and spec in done.stderr and "no CUDA device" in done.stderr, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: device=cuda runs the model on a GPU")
+def test_device_cuda_codes_on_the_gpu_and_its_streams_are_checked_on_the_cpu(tiny_models, small_dataset, tmp_path, kodim):
+    import pandas as pd
+
+    from rdbench.codecs import load
+
+    on_gpu = load(f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']},device=cuda")
+    on_cpu = load(f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']}")
+    image = np.ascontiguousarray(kodim(4)[:128, :192])
+    data = on_gpu.encode(image, 1)
+    model, _, _, _ = on_gpu._model_for(1)
+    assert next(model.parameters()).device.type == "cuda"
+    decoded = on_gpu.decode(data)
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    # float transforms on another device: the stream may differ in a few symbols, not in its size
+    assert abs(len(data) - len(on_cpu.encode(image, 1))) <= 0.02 * len(data)
+    out = tmp_path / "r"
+    done = run_cli("run", "--dataset", str(small_dataset), "--max-images", "1", "--device", "cuda", "--check-decode", "--codec",
+                   f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']}", "--out", str(out),
+                   "--no-progress", "--no-report", "--workers", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = pd.read_csv(out / "results.csv")
+    assert (rows["status"] == "ok").all() and rows["codec"].str.endswith("device=cuda").all()
+    assert rows["decode_check"].str.match(r"identical|mismatch: ").all()
+
+
+def test_bpp_estimated_leaves_out_g_s_only_where_the_likelihoods_do_not_read_it(tiny_models, kodim):
+    from rdbench.codecs import load
+    from rdbench.learned.any_model import estimated_bits, synthesis_is_skippable
+
+    image = np.ascontiguousarray(kodim(20)[:128, :192])
+    for spec, quality, skippable in (
+            (f"compressai:arch=cheng2020-anchor,checkpoint={tiny_models['cheng']}", 1, True),
+            (f"compressai:arch=bmshj2018-hyperprior-vbr,checkpoint={tiny_models['vbr']}", 2.0, True),
+            (f"model:class=my_models:TinyFactorized,checkpoint={tiny_models['user']}", 1, True),
+            (f"model:class=my_models:SynthesisInLikelihood,checkpoint={tiny_models['user']}", 1, False)):
+        codec = load(spec)
+        model, kwargs, _, _ = codec._model_for(quality)
+        forward_kwargs = {k: v for k, v in kwargs.items() if k != "s"}
+        x, _ = codec._padded(image)
+        g_s = model.g_s
+        with torch.no_grad():
+            full = sum(float(-torch.log2(v).sum()) for v in model(x, **forward_kwargs)["likelihoods"].values())
+        assert synthesis_is_skippable(model, forward_kwargs) is skippable, spec
+        assert (estimated_bits(model, x, forward_kwargs, skip_synthesis=True) == full) is skippable, spec
+        assert codec.extra_measurements(image, quality, b"")["bpp_estimated"] == full / image[..., 0].size, spec
+        assert model.g_s is g_s  # put back

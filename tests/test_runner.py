@@ -14,6 +14,7 @@ from rdbench.bench.runner import load_codecs, run
 from rdbench.bench.store import COLUMNS, read_results
 
 from . import crashy
+from .conftest import REPO
 
 RDBENCH = [sys.executable, "-m", "rdbench"]
 
@@ -191,3 +192,37 @@ def test_workers_die_with_a_killed_run(kodak_dir, tmp_path):
     for p in left:
         os.kill(p, signal.SIGKILL)
     assert not left, f"{len(left)} worker process(es) outlived the killed run"
+
+
+PRELOAD_PROBE = '''
+import sys
+
+
+def probe(_):
+    """What a worker had imported before its first job, and its torch thread count."""
+    torch = sys.modules.get("torch")
+    return torch is not None, torch.get_num_threads() if torch is not None else None
+'''
+
+PRELOAD_RUN = '''
+import sys
+from rdbench.bench.executor import LocalExecutor
+from probe import probe
+
+preload = tuple(sys.argv[1:])
+print(sorted({r for _, r in LocalExecutor(2, preload=preload).run(probe, range(4), on_crash=lambda j: None)}))
+'''
+
+
+@pytest.mark.parametrize("preload, expected", [((), "[(False, None)]"), (("torch",), "[(True, 1)]")])
+def test_workers_inherit_preloaded_modules_and_stay_single_threaded(preload, expected, tmp_path):
+    """A learned codec's `worker_preload` is imported once by the fork server (a fresh process per
+    test: the fork server is one per process); its workers still run torch on one thread."""
+    if preload:
+        pytest.importorskip("torch")
+    (tmp_path / "probe.py").write_text(PRELOAD_PROBE)
+    done = subprocess.run([sys.executable, "-c", PRELOAD_RUN, *preload], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")},
+                                                           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == expected

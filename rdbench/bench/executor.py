@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -41,14 +42,27 @@ def _init_worker(single_thread: bool, run_pid: int) -> None:
     if single_thread:  # one thread per worker: parallelism comes from the processes
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, "1")
+        torch = sys.modules.get("torch")
+        threads = os.environ["OMP_NUM_THREADS"]
+        if torch is not None and threads.isdigit() and int(threads) > 0:
+            torch.set_num_threads(int(threads))  # the fork server imported torch (preload): it read the variables already
 
 
 @contextmanager
-def worker_pool(workers: int, context=None, single_thread: bool = True) -> Iterator[ProcessPoolExecutor]:
+def worker_pool(workers: int, context=None, single_thread: bool = True,
+                preload: tuple[str, ...] = ()) -> Iterator[ProcessPoolExecutor]:
     """A process pool that, when the caller stops early (Ctrl-C, an error, the generator closed),
     terminates its workers at once: ProcessPoolExecutor's own exit waits for them, which can hang
-    for ever once they were interrupted too (seen: a run stuck after Ctrl-C in shutdown's join)."""
-    context = context or multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    for ever once they were interrupted too (seen: a run stuck after Ctrl-C in shutdown's join).
+
+    `preload`: modules the fork server imports once, before it forks any worker (the codecs'
+    `worker_preload`); ignored where the fork server of this process had started already, and
+    with other start methods."""
+    if context is None and os.name == "posix":
+        context = multiprocessing.get_context("forkserver")
+        if preload:  # it only imports: no thread pool is started before the fork
+            context.set_forkserver_preload(["__main__", *preload])
+    context = context or multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(single_thread, os.getpid()))
     try:
         yield pool
@@ -93,8 +107,9 @@ class Executor(Protocol):
 class LocalExecutor:
     """The Executor of one machine: a pool of `workers` processes (default: every usable core)."""
 
-    def __init__(self, workers: int | None = None):
+    def __init__(self, workers: int | None = None, preload: tuple[str, ...] = ()):
         self.workers = workers or default_workers()
+        self.preload = tuple(preload)  # see worker_pool
 
     def describe(self) -> dict:
         return {"executor": "local", "workers": self.workers}
@@ -115,7 +130,7 @@ class LocalExecutor:
         suspects: list = []  # jobs in flight at a crash: each is rerun alone, so blame is certain
         while pending or suspects:
             alone = bool(suspects)
-            with worker_pool(1 if alone else self.workers) as pool:
+            with worker_pool(1 if alone else self.workers, preload=self.preload) as pool:
                 if alone:
                     job = suspects.pop()
                     try:

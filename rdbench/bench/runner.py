@@ -240,13 +240,15 @@ def run(
         bad = [i for i in items if _image(i).error]
         good = [i for i in items if not _image(i).error]
         ok = failed = 0
-        executor = executor or LocalExecutor(workers)
         bar = None
         if progress and items:
             from tqdm import tqdm
 
             bar = tqdm(total=len(items), unit="item", file=sys.stderr, dynamic_ncols=True, desc=f"{dataset.name}")
             redrawing = _Redrawing(bar)
+        # modules the codecs' workers import anyway (torch, compressai), imported once by the fork server
+        preload = tuple(sorted({m for c in codecs for m in getattr(c, "worker_preload", ())}))
+        executor = executor or LocalExecutor(workers, preload=preload)
         interrupted = False
         try:
             for item in bad:  # images that could not be read: recorded, never sent to a codec

@@ -102,6 +102,9 @@ class Codec:
     quality_range: tuple[float, float] | None = None
     options: dict[str, Option] = {}
     learned: bool = False  # learned codecs run only when asked for by name
+    # Modules worth importing once, before worker processes start, rather than in each worker
+    # (the local pool's fork server imports them and every worker inherits them)
+    worker_preload: tuple[str, ...] = ()
     # Seconds one call of an external process may take (None: no limit); set by `configure`.
     # Codecs that run in this process have nothing to time out and ignore it.
     timeout_s: float | None = None

@@ -51,6 +51,9 @@ RUNTIME_OPTIONS = {
 
 class _LearnedBase(Codec):
     learned = True
+    # `import compressai` alone costs ~5 s of CPU (it imports its video and point-cloud code, and
+    # torch_geometric): once in the fork server, not once per worker
+    worker_preload = ("torch", "compressai")
     extension = "rdbl"
     quality_name = "rate point"
 

@@ -123,6 +123,60 @@ def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+# -- bpp_estimated ---------------------------------------------------------------------------------
+class _NoSynthesis(torch.nn.Module):
+    """Stands in for g_s while only the likelihoods of a forward pass are wanted: zeros of the
+    padded image's shape, no arithmetic."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, y):
+        return y.new_zeros(self.shape)
+
+
+def _likelihood_bits(out) -> float | None:
+    likelihoods = out.get("likelihoods", {}) if isinstance(out, dict) else {}
+    if not likelihoods:
+        return None
+    return sum(float(-torch.log2(v).sum()) for v in likelihoods.values())
+
+
+def _forward_bits(model, x, kwargs: dict, skip_synthesis: bool) -> float | None:
+    g_s = model.g_s
+    if skip_synthesis:
+        model.g_s = _NoSynthesis(x.shape)
+    try:
+        with torch.no_grad():
+            return _likelihood_bits(model(x, **kwargs))
+    finally:
+        model.g_s = g_s
+
+
+def synthesis_is_skippable(model, kwargs: dict | None = None, side: int = 64) -> bool:
+    """Whether `estimated_bits` may skip the model's synthesis transform: it has a `g_s` module,
+    and a forward pass on a side x side image gives bit-identical likelihoods with g_s replaced by
+    zeros (true of every CompressAI image model, whose likelihoods come before g_s; a model whose
+    entropy model reads g_s's output fails the check and keeps its full forward pass)."""
+    if not isinstance(getattr(model, "g_s", None), torch.nn.Module):
+        return False
+    device = next(model.parameters()).device
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(1)).to(device)
+    try:
+        full = _forward_bits(model, x, kwargs or {}, skip_synthesis=False)
+        return full is not None and _forward_bits(model, x, kwargs or {}, skip_synthesis=True) == full
+    except Exception:  # the model's forward needs its real g_s output
+        return False
+
+
+def estimated_bits(model, x, kwargs: dict | None = None, skip_synthesis: bool = False) -> float | None:
+    """-log2 of the likelihoods of `model`'s forward pass on x, in bits (None when its forward
+    returns no likelihoods). `skip_synthesis` (see `synthesis_is_skippable`) leaves out g_s, whose
+    reconstruction the estimate does not use: half of a forward pass of a g_a/g_s model."""
+    return _forward_bits(model, x, kwargs or {}, skip_synthesis)
+
+
 # -- complexity -------------------------------------------------------------------------------------
 ENCODER_BOXES = ("g_a", "h_a", "h_s", "context_prediction", "entropy_parameters")
 DECODER_BOXES = ("h_s", "context_prediction", "entropy_parameters", "g_s")
