@@ -238,20 +238,15 @@ register(Metric(
                              "7be5be79"),),
     install="pip install 'rdbench[lpips]' (torch, torchvision, lpips)"))
 
+from rdbench.metrics import registry_iqa  # noqa: E402,F401  (vif, fsim, nlpd, iw_ssim, dists)
+
 DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
 
 # Metrics asked for (issue 24) that this rdbench cannot compute yet, and why: `--metric` names the
 # reason rather than "unknown", and `rdbench metrics` lists them.
-_PYIQA = ("its implementations to check are pyiqa's (IQA-PyTorch), whose dependencies (OpenCV 5, transformers) "
-          "conflict with rdbench's OpenCV 4 pin")
 NOT_YET = {
-    "vif": _PYIQA,
-    "fsim": _PYIQA,
-    "nlpd": _PYIQA,
-    "iw_ssim": _PYIQA,
     "vmaf": "needs libvmaf (or vmaf-torch checked against it); neither is wired in yet",
     "ssimulacra2": "the PyPI port could not be checked against libjxl's ssimulacra2 tool (not in Debian's libjxl 0.7)",
-    "dists": "needs network weights fetched once with a checksum; not wired in yet",
 }
 
 # JPEG AI's common test conditions report BD-rates over these seven metrics and their mean (the
