@@ -147,11 +147,12 @@ def test_small_and_large_images_get_nan_and_the_reason(kodim):
     values = ref.measure(jpeg_roundtrip(a, 50))
     assert math.isnan(values["iw_ssim"]) and math.isfinite(values["nlpd"]) and math.isfinite(values["fsim"])
     assert ref.reasons == ["iw_ssim needs both sides >= 161 px; image is 150x100"]
-    side = math.isqrt(iqa.MAX_PIXELS) + 1
+    side = math.isqrt(iqa.max_pixels("iw_ssim")) + 1
     big = np.zeros((side, side, 3), np.uint8)  # refused before any work: no GBs of pyramids
-    ref = Reference(big, registry.parse("vif"))
-    assert math.isnan(ref.measure(big.copy())["vif"])
-    assert "not computed on images above 4.2 Mpx" in ref.reasons[0] and f"{side}x{side}" in ref.reasons[0]
+    ref = Reference(big, registry.parse("iw_ssim"))
+    assert math.isnan(ref.measure(big.copy())["iw_ssim"])
+    assert "not computed on images above 3.7 Mpx (it takes ~1050 bytes per pixel" in ref.reasons[0]
+    assert f"{side}x{side}" in ref.reasons[0] and iqa.max_pixels("iw_ssim") * 1050 <= 60 * 64e6
 
 
 def test_a_missing_library_stops_the_run_with_the_install_hint(tmp_path, small_dataset):

@@ -25,11 +25,13 @@ Colour: JPEG AI's framework computes VIF, NLPD, IW-SSIM (and MS-SSIM) on the lum
 YCbCr conversion, FSIM on RGB; rdbench does the same, with Y = BT.709 full-range luma in [0, 1],
 unrounded (the conversion of `psnr_ycbcr`). DISTS is defined on RGB.
 
-Memory: each runs on the whole image in torch (pyramids, phase congruency, VGG features), from
-~0.5 kB (VIF) to ~2 kB (DISTS) per pixel, far above the 60 bytes per pixel the default set keeps
-(they cannot be cut into bands without changing the value: their pyramids and global pooling
-span the image). So an image above `MAX_PIXELS` gets NaN with the reason in `note`, never a
-worker swapping or killed.
+Memory: each runs on the whole image in torch (pyramids, phase congruency, VGG features); their
+pyramids and global pooling span the image, so they cannot be cut into bands without changing
+the value. Measured growth of peak memory per pixel (`benchmarks/metric_memory.py`, a 2-Mpx
+image): `BYTES_PER_PIXEL`, from 72 (FSIM, which downsamples first) to ~1,400 (DISTS), against the
+default set's ~20-30. Each is given at most `MEMORY_BUDGET` (what issue 22's goal, 60 bytes per
+pixel, allows the default set on a 64-Mpx image): above `max_pixels(name)` the metric is NaN with
+the reason in `note`, never a worker swapping or killed.
 """
 
 from __future__ import annotations
@@ -45,7 +47,16 @@ import numpy as np
 
 from rdbench.metrics import registry, weights
 
-MAX_PIXELS = 4_200_000  # 2048 x 2048 fits; a 24-Mpx photograph does not (the module docstring says why)
+# peak memory per pixel of one measurement, rounded up (benchmarks/metric_memory.py; DISTS with
+# random VGG16 weights of the same shapes, as no weights were reachable where it was measured)
+BYTES_PER_PIXEL = {"vif": 170, "fsim": 80, "nlpd": 270, "iw_ssim": 1050, "dists": 1400}
+MEMORY_BUDGET = 60 * 64_000_000  # bytes: 3.84 GB
+
+
+def max_pixels(name: str) -> int:
+    """The largest image (in pixels) metric `name` is computed on."""
+    return MEMORY_BUDGET // BYTES_PER_PIXEL[name]
+
 LUMA_BT709 = (0.2126, 0.7152, 0.0722)
 # the smallest side each accepts (its pyramid's or window's need; below it the library raises)
 MIN_SIDE = {"vif": 41, "fsim": 2, "nlpd": 65, "iw_ssim": 161, "dists": 32}
@@ -164,9 +175,10 @@ class TorchMetric:
         self.convert, self.score = _HOW[name]
         h, w = original.shape[:2]
         self.reason = None
-        if h * w > MAX_PIXELS:
-            self.reason = (f"{name} is not computed on images above {MAX_PIXELS / 1e6:.1f} Mpx (its whole-image "
-                           f"pyramids would take several GB); image is {w}x{h}")
+        if h * w > max_pixels(name):
+            self.reason = (f"{name} is not computed on images above {max_pixels(name) / 1e6:.1f} Mpx (it takes "
+                           f"~{BYTES_PER_PIXEL[name]} bytes per pixel on the whole image, over "
+                           f"{MEMORY_BUDGET / 1e9:.2f} GB here); image is {w}x{h}")
         elif min(h, w) < MIN_SIDE[name]:
             self.reason = f"{name} needs both sides >= {MIN_SIDE[name]} px; image is {w}x{h}"
         if self.reason:
