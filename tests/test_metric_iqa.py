@@ -8,7 +8,6 @@ wheel: $RDBENCH_IQA_CALIBRATION points at them, .ci/run unpacks them); IW-SSIM a
 value piq's authors publish for goldhill (tests/assets of piq's repository: $RDBENCH_PIQ_ASSETS);
 DISTS against the authors' package loading VGG16 its own way (needs the weights)."""
 
-import io
 import math
 import os
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 from PIL import Image
 
 from rdbench.metrics import Reference, registry, weights
+from tests.test_metric_agreement import jpeg_roundtrip, measured
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IQA = ("vif", "fsim", "nlpd", "iw_ssim")
@@ -30,19 +30,6 @@ LUMA_BT709 = np.array([0.2126, 0.7152, 0.0722])
 def _libraries():
     pytest.importorskip("piq", reason="piq not installed (pip install 'rdbench[iqa]')")
     pytest.importorskip("IQA_pytorch", reason="IQA_pytorch not installed (pip install 'rdbench[iqa]')")
-
-
-def jpeg_roundtrip(pixels, quality):
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    return np.asarray(Image.open(buf).convert("RGB"))
-
-
-def measured(names, a, b):
-    ref = Reference(a, registry.parse(names))
-    values = ref.measure(b)
-    assert not ref.failures and not ref.reasons, (ref.failures, ref.reasons)
-    return values
 
 
 def vifp_mscale(ref, dist):
@@ -118,25 +105,37 @@ def test_luma_metrics_see_luma_and_fsim_sees_colour(kodim):
     assert values["nlpd"] < 0.01
 
 
-def test_versions_are_recorded_and_the_run_fills_the_columns(tmp_path, small_dataset):
+def test_a_run_records_versions_and_reports_a_bd_table_per_metric(tmp_path, small_dataset):
     import pandas as pd
-
-    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec", "jpeg",
-                           "--quality", "20,80", "--metric", "psnr_rgb," + ",".join(IQA), "--out", str(tmp_path / "out"),
-                           "--no-progress", "--no-report"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
-    assert done.returncode == 0, done.stderr
-    rows = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert len(rows) == 6 and rows[list(IQA)].notna().all().all()
     import piq
 
+    from rdbench.analysis.document import md_escape
     from rdbench.metrics.registry import installed_version
 
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec",
+                           "jpeg,webp", "--quality", "20,40,60,80", "--metric", "ms_ssim," + ",".join(IQA),
+                           "--anchor", "jpeg", "--out", str(out), "--no-progress"], capture_output=True, text=True,
+                          timeout=900, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out / "results.csv")
+    assert len(rows) == 24 and rows[list(IQA)].notna().all().all()
     versions = rows["metric_versions"].iloc[0]
     assert f"fsim=piq fsim rgb {piq.__version__}" in versions
     assert f"vif=IQA_pytorch VIFs Y709 {installed_version('IQA_pytorch')}" in versions
     assert "nlpd=IQA_pytorch NLPD Y709" in versions and "iw_ssim=piq information_weighted_ssim Y709" in versions
-    low, high = rows[rows.quality == 20].set_index("image"), rows[rows.quality == 80].set_index("image")
+    jpeg = rows[rows.codec == "jpeg"]
+    low, high = jpeg[jpeg.quality == 20].set_index("image"), jpeg[jpeg.quality == 80].set_index("image")
     assert (high["vif"] > low["vif"]).all() and (high["nlpd"] < low["nlpd"]).all()
+    report = (out / "report.md").read_text()
+    for column in IQA:
+        assert f"metric column `{column}`" in report
+        table = pd.read_csv(out / f"bd-{column}.csv")
+        assert table["label"].tolist() == ["webp"] and np.isfinite(table["bd_rate_pct"]).all()
+    assert md_escape("over 5 of 7 (not computed: vmaf, psnr_hvs_m)") in report
+    summary = pd.read_csv(out / "jpeg-ai-summary.csv").iloc[0]
+    rates = [pd.read_csv(out / f"bd-{c}.csv")["bd_rate_pct"].iloc[0] for c in ("ms_ssim_db", *IQA)]
+    assert summary["mean_bd_rate_pct"] == pytest.approx(np.mean(rates), abs=1e-9)
 
 
 def test_small_and_large_images_get_nan_and_the_reason(kodim):
@@ -246,28 +245,26 @@ def test_dists_without_weights_is_unavailable_with_the_reason(tmp_path, kodim, s
     assert "Traceback" not in done.stderr
 
 
-def test_dists_agrees_with_the_authors_package(tmp_path, kodim, monkeypatch):
+def test_dists_agrees_with_the_authors_package(kodim):
     pytest.importorskip("DISTS_pytorch", reason="DISTS_pytorch not installed (pip install 'rdbench[dists]')")
     file = registry.get("dists").weight_files[0]
     path = weights.cached(file)
     if path is None:
         pytest.skip(f"DISTS weights {file.name} not in {weights.weights_dir()} (offline; fetched by `rdbench run "
                     f"--metric dists` online, from {file.url})")
-    import torch
+    # the reference: the authors' DISTS with its own alpha/beta loader (sys.prefix/weights.pt, where pip puts
+    # them) and its own input conversion (prepare_image: torchvision's ToTensor)
     from DISTS_pytorch import DISTS, prepare_image
 
-    hub = tmp_path / "torch" / "hub" / "checkpoints"
-    hub.mkdir(parents=True)
-    (hub / file.name).symlink_to(path)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    from rdbench.metrics import iqa
+
     a = np.ascontiguousarray(kodim(5)[:256, :384])
     b = jpeg_roundtrip(a, 20)
     ours = measured("dists", a, b)["dists"]
-    model = DISTS(load_weights=False)
-    import importlib.resources
-
-    trained = torch.load(importlib.resources.files("DISTS_pytorch") / "weights.pt", weights_only=True)
-    model.alpha.data, model.beta.data = trained["alpha"], trained["beta"]
+    if not (Path(sys.prefix) / "weights.pt").is_file():
+        pytest.skip(f"DISTS_pytorch's own weights.pt is not in {sys.prefix} (installed elsewhere)")
+    with iqa._hub_holding(path):
+        model = DISTS(load_weights=True)
     theirs = model(prepare_image(Image.fromarray(a)), prepare_image(Image.fromarray(b))).item()
     assert ours == pytest.approx(theirs, abs=1e-6) and 0 < ours < 1
     assert measured("dists", a, jpeg_roundtrip(a, 80))["dists"] < ours
