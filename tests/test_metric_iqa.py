@@ -105,37 +105,25 @@ def test_luma_metrics_see_luma_and_fsim_sees_colour(kodim):
     assert values["nlpd"] < 0.01
 
 
-def test_a_run_records_versions_and_reports_a_bd_table_per_metric(tmp_path, small_dataset):
+def test_versions_are_recorded_and_the_run_fills_the_columns(tmp_path, small_dataset):
     import pandas as pd
+
+    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec", "jpeg",
+                           "--quality", "20,80", "--metric", "psnr_rgb," + ",".join(IQA), "--out", str(tmp_path / "out"),
+                           "--no-progress", "--no-report"], capture_output=True, text=True, timeout=600, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(rows) == 6 and rows[list(IQA)].notna().all().all()
     import piq
 
-    from rdbench.analysis.document import md_escape
     from rdbench.metrics.registry import installed_version
 
-    out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "rdbench", "run", "--dataset", str(small_dataset), "--codec",
-                           "jpeg,webp", "--quality", "20,40,60,80", "--metric", "ms_ssim," + ",".join(IQA),
-                           "--anchor", "jpeg", "--out", str(out), "--no-progress"], capture_output=True, text=True,
-                          timeout=900, cwd=REPO_ROOT)
-    assert done.returncode == 0, done.stderr
-    rows = pd.read_csv(out / "results.csv")
-    assert len(rows) == 24 and rows[list(IQA)].notna().all().all()
     versions = rows["metric_versions"].iloc[0]
     assert f"fsim=piq fsim rgb {piq.__version__}" in versions
     assert f"vif=IQA_pytorch VIFs Y709 {installed_version('IQA_pytorch')}" in versions
     assert "nlpd=IQA_pytorch NLPD Y709" in versions and "iw_ssim=piq information_weighted_ssim Y709" in versions
-    jpeg = rows[rows.codec == "jpeg"]
-    low, high = jpeg[jpeg.quality == 20].set_index("image"), jpeg[jpeg.quality == 80].set_index("image")
+    low, high = rows[rows.quality == 20].set_index("image"), rows[rows.quality == 80].set_index("image")
     assert (high["vif"] > low["vif"]).all() and (high["nlpd"] < low["nlpd"]).all()
-    report = (out / "report.md").read_text()
-    for column in IQA:
-        assert f"metric column `{column}`" in report
-        table = pd.read_csv(out / f"bd-{column}.csv")
-        assert table["label"].tolist() == ["webp"] and np.isfinite(table["bd_rate_pct"]).all()
-    assert md_escape("over 5 of 7 (not computed: vmaf, psnr_hvs_m)") in report
-    summary = pd.read_csv(out / "jpeg-ai-summary.csv").iloc[0]
-    rates = [pd.read_csv(out / f"bd-{c}.csv")["bd_rate_pct"].iloc[0] for c in ("ms_ssim_db", *IQA)]
-    assert summary["mean_bd_rate_pct"] == pytest.approx(np.mean(rates), abs=1e-9)
 
 
 def test_small_and_large_images_get_nan_and_the_reason(kodim):
