@@ -7,7 +7,7 @@ images, on JPEG reconstructions (quality 50) of the first N Kodak images, one th
 is the same for Pillow's load + JPEG encode + decode of the item, the work a classical sweep
 exists to do; `default_set_over_bare` is the default metrics' measure cost over it.
 
-    python benchmarks/metric_cost.py --kodak ../shared/datasets/kodak [--images 4] [--json results/benchmarks/metric_cost.json]
+    python benchmarks/metric_cost.py --kodak ../shared/datasets/kodak [--images 4] [--metric vif,fsim] [--json results/benchmarks/metric_cost.json]
 """
 
 from __future__ import annotations
@@ -43,10 +43,17 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=4, help="first N images")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--metric", help="only these metrics (NAME[,NAME...]; default: every one)")
     args = ap.parse_args()
+    import importlib.util
+
     import cv2
 
     cv2.setNumThreads(1)
+    if importlib.util.find_spec("torch"):  # the torch metrics (lpips, vif, fsim, ...): one thread too
+        import torch
+
+        torch.set_num_threads(1)
     paths = sorted(Path(args.kodak).glob("*.png"))[: args.images]
     if not paths:
         sys.exit(f"{args.kodak}: no PNG images")
@@ -65,7 +72,7 @@ def main() -> None:
         pairs.append((original, decoded, mpx))
     figures = {"images": len(paths), "megapixels_each": round(pairs[0][2], 4),
                "bare_pillow_load_encode_decode_s_per_mpx": statistics.median(bare), "metrics": {}}
-    for metric in [*registry.REGISTRY.values(), None]:
+    for metric in [*(registry.parse(args.metric) if args.metric else registry.REGISTRY.values()), None]:
         name = metric.name if metric else "default set"
         chosen = (metric,) if metric else registry.DEFAULT
         problem = next((p for p in (m.missing() for m in chosen) if p), None)

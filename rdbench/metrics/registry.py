@@ -238,20 +238,62 @@ register(Metric(
                              "7be5be79"),),
     install="pip install 'rdbench[lpips]' (torch, torchvision, lpips)"))
 
+# JPEG AI's VIF, FSIM, NLPD, IW-SSIM, and DISTS: rdbench/metrics/iqa.py says why each library
+_IQA = "rdbench.metrics.iqa"
+_Y = "BT.709 luma Y in [0, 1], unrounded (JPEG AI's plane)"
+_INSTALL = "pip install 'rdbench[iqa]' (torch, torchvision, piq, IQA_pytorch)"
+
+register(Metric(
+    "vif",
+    (MetricColumn("vif", "", "VIF", "VIF", f"VIFp, pixel-domain visual information fidelity (4 scales, sigma_n^2 = 2), "
+                  f"on {_Y}; one of JPEG AI's metrics"),),
+    "higher", "IQA_pytorch (PyPI), float32: JPEG AI's framework's VIF, LIVE's algorithm to 3e-5 "
+    "(piq's vif_p: 0.018 off)",
+    "IQA_pytorch VIFs Y709", f"{_IQA}:prepare_vif",
+    "Sheikh & Bovik 2006; LIVE's vifp_mscale.m", requires=("IQA_pytorch", "torch"), needs_torch=True,
+    distribution="IQA_pytorch", install=_INSTALL))
+register(Metric(
+    "fsim",
+    (MetricColumn("fsim", "", "FSIM", "FSIM", "FSIMc, feature similarity with chromatic term, on RGB (as JPEG AI's "
+                  "framework runs it); one of JPEG AI's metrics"),),
+    "higher", "piq (PyPI), float64: the authors' MATLAB values to their 4 decimals", "piq fsim rgb",
+    f"{_IQA}:prepare_fsim",
+    "Zhang, Zhang, Mou & Zhang 2011; the authors' FeatureSIM.m", requires=("piq", "torch"), needs_torch=True,
+    distribution="piq", install=_INSTALL))
+register(Metric(
+    "nlpd",
+    (MetricColumn("nlpd", "", "NLPD", "NLPD", f"normalised Laplacian pyramid distance (6 levels), on {_Y}; one of "
+                  "JPEG AI's metrics"),),
+    "lower", "IQA_pytorch (PyPI), float64: JPEG AI's framework's NLPD, up to 0.028 from the MATLAB values",
+    "IQA_pytorch NLPD Y709", f"{_IQA}:prepare_nlpd",
+    "Laparra, Ballé, Berardino & Simoncelli 2016", requires=("IQA_pytorch", "torch"), needs_torch=True,
+    distribution="IQA_pytorch", install=_INSTALL))
+register(Metric(
+    "iw_ssim",
+    (MetricColumn("iw_ssim", "", "IW-SSIM", "IW-SSIM", f"information-weighted SSIM (5 scales), on {_Y}; one of "
+                  "JPEG AI's metrics"),),
+    "higher", "piq (PyPI), float64: the MATLAB value on goldhill to 1e-15",
+    "piq information_weighted_ssim Y709", f"{_IQA}:prepare_iw_ssim",
+    "Wang & Li 2011; the authors' iwssim.m", requires=("piq", "torch"), needs_torch=True, distribution="piq",
+    install=_INSTALL))
+register(Metric(
+    "dists",
+    (MetricColumn("dists", "", "DISTS", "DISTS", "DISTS (Ding et al. 2020), the authors' DISTS_pytorch with "
+                  "torchvision's VGG16, float32 on RGB in [0, 1], full resolution"),),
+    "lower", "DISTS_pytorch (PyPI, the authors' package) with torchvision's VGG16", "DISTS_pytorch vgg16",
+    f"{_IQA}:prepare_dists", "Ding, Ma, Wang & Simoncelli 2020", requires=("DISTS_pytorch", "torch", "torchvision"),
+    needs_torch=True, distribution="DISTS_pytorch",
+    weight_files=(WeightFile("vgg16-397923af.pth", "https://download.pytorch.org/models/vgg16-397923af.pth",
+                             "397923af"),),
+    install="pip install 'rdbench[dists]' (torch, torchvision, DISTS_pytorch)"))
+
 DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
 
 # Metrics asked for (issue 24) that this rdbench cannot compute yet, and why: `--metric` names the
 # reason rather than "unknown", and `rdbench metrics` lists them.
-_PYIQA = ("its implementations to check are pyiqa's (IQA-PyTorch), whose dependencies (OpenCV 5, transformers) "
-          "conflict with rdbench's OpenCV 4 pin")
 NOT_YET = {
-    "vif": _PYIQA,
-    "fsim": _PYIQA,
-    "nlpd": _PYIQA,
-    "iw_ssim": _PYIQA,
     "vmaf": "needs libvmaf (or vmaf-torch checked against it); neither is wired in yet",
     "ssimulacra2": "the PyPI port could not be checked against libjxl's ssimulacra2 tool (not in Debian's libjxl 0.7)",
-    "dists": "needs network weights fetched once with a checksum; not wired in yet",
 }
 
 # JPEG AI's common test conditions report BD-rates over these seven metrics and their mean (the
