@@ -22,13 +22,13 @@ above MAX_PIXELS (32 Mpx, ~5 GB) with the reason rather than let one item take m
 
 from __future__ import annotations
 
-import math
 import re
+from pathlib import Path
 
 import numpy as np
 
 from rdbench.data.images import encode_png
-from rdbench.metrics.programs import run_program, scratch_folder
+from rdbench.metrics.programs import ProgramMetric, run_program
 
 # 32 Mpx: the program would need ~5 GB; above it the value is NaN with the reason.
 MAX_PIXELS = 1 << 25
@@ -43,30 +43,23 @@ def parse_output(text: str) -> float:
     return float(found.group(1))
 
 
-class Ssimulacra2:
-    def __init__(self, original: np.ndarray):
-        h, w = original.shape[:2]
-        self.reason = None
-        if h * w > MAX_PIXELS:
-            self.reason = (f"ssimulacra2 refuses images over {MAX_PIXELS} px (the program needs ~150 bytes per pixel); "
-                           f"image is {w}x{h}")
-            return
-        if min(h, w) < 8:
-            self.reason = f"ssimulacra2 needs both sides >= 8 px; image is {w}x{h}"
-            return
-        self._png = encode_png(original, compress_level=1)
+class Ssimulacra2(ProgramMetric):
+    name, columns, suffix = "ssimulacra2", ("ssimulacra2",), "png"
 
-    def measure(self, decoded: np.ndarray, scratch: dict) -> dict:
-        if self.reason:
-            return {"ssimulacra2": math.nan}
-        with scratch_folder("ssimulacra2") as tmp:
-            a, b = tmp / "original.png", tmp / "distorted.png"
-            a.write_bytes(self._png)
-            b.write_bytes(encode_png(decoded, compress_level=1))
-            score = parse_output(run_program(["ssimulacra2", a, b]))
-        if not math.isfinite(score):
-            raise ValueError(f"ssimulacra2 gave {score}")
-        return {"ssimulacra2": score}
+    def refusal(self, pixels: np.ndarray) -> str | None:
+        h, w = pixels.shape[:2]
+        if h * w > MAX_PIXELS:
+            return (f"ssimulacra2 refuses images over {MAX_PIXELS} px (the program needs ~150 bytes per pixel); "
+                    f"image is {w}x{h}")
+        if min(h, w) < 8:
+            return f"ssimulacra2 needs both sides >= 8 px; image is {w}x{h}"
+        return None
+
+    def file_bytes(self, pixels: np.ndarray) -> bytes:
+        return encode_png(pixels, compress_level=1)
+
+    def run(self, original: Path, distorted: Path, folder: Path) -> dict:
+        return {"ssimulacra2": parse_output(run_program(["ssimulacra2", original, distorted]))}
 
 
 def prepare_ssimulacra2(original: np.ndarray) -> Ssimulacra2:

@@ -24,11 +24,11 @@ refuses, with the reason, rather than start it.
 from __future__ import annotations
 
 import json
-import math
+from pathlib import Path
 
 import numpy as np
 
-from rdbench.metrics.programs import run_program, scratch_folder
+from rdbench.metrics.programs import ProgramMetric, run_program
 
 MODEL = "vmaf_v0.6.1"
 BITS = 10
@@ -63,30 +63,22 @@ def vmaf_of_files(reference, distorted, width: int, height: int, folder) -> floa
     return float(frames[0]["metrics"]["vmaf"])
 
 
-class Vmaf:
-    def __init__(self, original: np.ndarray):
-        self.height, self.width = original.shape[:2]
-        self.reason = None
-        if self.height * self.width > MAX_PIXELS:
-            self.reason = (f"vmaf refuses images over {MAX_PIXELS} px (the tool needs ~60 bytes per pixel); "
-                           f"image is {self.width}x{self.height}")
-            return
-        if min(self.height, self.width) < 32:  # libvmaf's ADM and VIF work on 4 dyadic scales
-            self.reason = f"vmaf needs both sides >= 32 px; image is {self.width}x{self.height}"
-            return
-        self._yuv = yuv444_10bit(original)
+class Vmaf(ProgramMetric):
+    name, columns, suffix = "vmaf", ("vmaf",), "yuv"
 
-    def measure(self, decoded: np.ndarray, scratch: dict) -> dict:
-        if self.reason:
-            return {"vmaf": math.nan}
-        with scratch_folder("vmaf") as tmp:
-            a, b = tmp / "reference.yuv", tmp / "distorted.yuv"
-            a.write_bytes(self._yuv)
-            b.write_bytes(yuv444_10bit(decoded))
-            score = vmaf_of_files(a, b, self.width, self.height, tmp)
-        if not math.isfinite(score):
-            raise ValueError(f"vmaf gave {score}")
-        return {"vmaf": score}
+    def refusal(self, pixels: np.ndarray) -> str | None:
+        h, w = pixels.shape[:2]
+        if h * w > MAX_PIXELS:
+            return f"vmaf refuses images over {MAX_PIXELS} px (the tool needs ~60 bytes per pixel); image is {w}x{h}"
+        if min(h, w) < 32:  # libvmaf's ADM and VIF work on 4 dyadic scales
+            return f"vmaf needs both sides >= 32 px; image is {w}x{h}"
+        return None
+
+    def file_bytes(self, pixels: np.ndarray) -> bytes:
+        return yuv444_10bit(pixels)
+
+    def run(self, original: Path, distorted: Path, folder: Path) -> dict:
+        return {"vmaf": vmaf_of_files(original, distorted, self.width, self.height, folder)}
 
 
 def prepare_vmaf(original: np.ndarray) -> Vmaf:
