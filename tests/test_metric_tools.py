@@ -126,3 +126,12 @@ def test_missing_programs_are_named_with_their_install_hint(monkeypatch, tmp_pat
     ref = Reference(np.zeros((64, 64, 3), np.uint8), registry.parse("psnr_rgb,vmaf,ssimulacra2"))
     values = ref.measure(np.zeros((64, 64, 3), np.uint8))
     assert math.isnan(values["vmaf"]) and math.isnan(values["ssimulacra2"]) and len(ref.reasons) == 2
+
+
+def test_a_programs_version_is_read_from_what_it_prints(tmp_path):
+    # a metric measured by a program carries that program's version in metric_versions
+    import platform
+    import sys
+
+    assert registry.installed_version(f"program:{sys.executable} --version") == platform.python_version()
+    assert registry.installed_version(f"program:{tmp_path / 'no-such-program'}") == "?"
