@@ -9,18 +9,14 @@ nits), as butteraugli_main and libjxl's benchmark use them.
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from rdbench.data.images import encode_png
+from rdbench.metrics.programs import ProgramMetric, run_program
 
-TIMEOUT_S = 600.0
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)"
 
 
@@ -34,29 +30,17 @@ def parse_output(text: str) -> tuple[float, float]:
 
 
 def run_butteraugli(reference_png: Path, distorted_png: Path) -> tuple[float, float]:
-    done = subprocess.run(["butteraugli_main", str(reference_png), str(distorted_png)], capture_output=True,
-                          timeout=TIMEOUT_S)
-    if done.returncode != 0:
-        raise RuntimeError(f"butteraugli_main exited {done.returncode}: {done.stderr[-500:].decode(errors='replace')}")
-    return parse_output(done.stdout.decode(errors="replace"))
+    return parse_output(run_program(["butteraugli_main", reference_png, distorted_png]))
 
 
-class Butteraugli:
-    reason = None
+class Butteraugli(ProgramMetric):
+    name, columns, suffix = "butteraugli", ("butteraugli", "butteraugli_3norm"), "png"
 
-    def __init__(self, original: np.ndarray):
-        self.original = original
-        self._png = encode_png(original, compress_level=1)
+    def file_bytes(self, pixels: np.ndarray) -> bytes:
+        return encode_png(pixels, compress_level=1)
 
-    def measure(self, decoded: np.ndarray, scratch: dict) -> dict:
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        with tempfile.TemporaryDirectory(prefix="rdbench-butteraugli-", dir=shm) as tmp:
-            a, b = Path(tmp) / "reference.png", Path(tmp) / "distorted.png"
-            a.write_bytes(self._png)
-            b.write_bytes(encode_png(decoded, compress_level=1))
-            distance, pnorm = run_butteraugli(a, b)
-        if not (math.isfinite(distance) and math.isfinite(pnorm)):
-            raise ValueError(f"butteraugli_main gave {distance}, {pnorm}")
+    def run(self, original: Path, distorted: Path, folder: Path) -> dict:
+        distance, pnorm = run_butteraugli(original, distorted)
         return {"butteraugli": distance, "butteraugli_3norm": pnorm}
 
 

@@ -20,6 +20,7 @@ import difflib
 import functools
 import importlib
 import importlib.util
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -27,7 +28,15 @@ from dataclasses import dataclass
 
 @functools.cache
 def installed_version(distribution: str) -> str:
-    """The installed version of a Python distribution, or of a Debian package ('deb:NAME'); '?' if unknown."""
+    """The installed version of a Python distribution, of a Debian package ('deb:NAME'), or of a
+    program that prints it ('program:NAME [ARGS]': the first 'N.N[.N]' in its output); '?' if unknown."""
+    if distribution.startswith("program:"):
+        try:
+            done = subprocess.run(distribution[8:].split(), capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return "?"
+        found = re.search(r"\b([0-9]+\.[0-9]+(?:\.[0-9]+)?)\b", done.stdout + done.stderr)
+        return found.group(1) if found else "?"
     if distribution.startswith("deb:"):
         try:
             done = subprocess.run(["dpkg-query", "-W", "-f=${Version}", distribution[4:]], capture_output=True,
@@ -226,6 +235,24 @@ register(Metric(
     "rdbench.metrics.butteraugli:prepare_butteraugli", "libjxl tools/butteraugli_main (the reference)",
     binaries=("butteraugli_main",), distribution="deb:libjxl-devtools",
     install="apt-get install libjxl-devtools (Debian/Ubuntu), or build libjxl's tools"))
+register(Metric(
+    "ssimulacra2",
+    (MetricColumn("ssimulacra2", "", "SSIMULACRA 2", "SSIMULACRA 2", "SSIMULACRA 2.1 score (100: identical), as "
+                  "the reference program `ssimulacra2` prints it (8 decimals)"),),
+    "higher", "the reference program ssimulacra2 (libjxl tools / cloudinary/ssimulacra2)", "ssimulacra2 (reference)",
+    "rdbench.metrics.ssimulacra2_tool:prepare_ssimulacra2", "Sneyers 2022-2023, libjxl tools/ssimulacra2",
+    binaries=("ssimulacra2",), distribution="program:ssimulacra2",
+    install="build libjxl's tools (libjxl >= 0.8: tools/ssimulacra2) or github.com/cloudinary/ssimulacra2, and put "
+            "`ssimulacra2` on PATH"))
+register(Metric(
+    "vmaf",
+    (MetricColumn("vmaf", "", "VMAF", "VMAF", "VMAF, model vmaf_v0.6.1, by libvmaf's `vmaf` tool on one frame of "
+                  "10-bit 4:4:4 BT.709 full-range YUV (JPEG AI's convention); one of JPEG AI's metrics"),),
+    "higher", "libvmaf's vmaf tool (Netflix)", "libvmaf vmaf_v0.6.1 yuv444p10 bt709",
+    "rdbench.metrics.vmaf_tool:prepare_vmaf", "Netflix VMAF (Li et al. 2016), JPEG AI CTC / jpeg-ai-qaf convention",
+    binaries=("vmaf",), distribution="program:vmaf --version",
+    install="build libvmaf (github.com/Netflix/vmaf, libvmaf/: meson + ninja) or take its release binary, and put "
+            "`vmaf` on PATH"))
 
 register(Metric(
     "lpips",
@@ -291,10 +318,7 @@ DEFAULT: tuple[Metric, ...] = tuple(m for m in REGISTRY.values() if m.default)
 
 # Metrics asked for (issue 24) that this rdbench cannot compute yet, and why: `--metric` names the
 # reason rather than "unknown", and `rdbench metrics` lists them.
-NOT_YET = {
-    "vmaf": "needs libvmaf (or vmaf-torch checked against it); neither is wired in yet",
-    "ssimulacra2": "the PyPI port could not be checked against libjxl's ssimulacra2 tool (not in Debian's libjxl 0.7)",
-}
+NOT_YET: dict[str, str] = {}  # every metric the issue names is in the registry now
 
 # JPEG AI's common test conditions report BD-rates over these seven metrics and their mean (the
 # names are rdbench's; a name not in the registry is one rdbench cannot compute yet, and every
