@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.metrics import registry, weights
+from rdbench.metrics.classic import YCBCR_BT709
 
 # peak memory per pixel of one measurement, rounded up (benchmarks/metric_memory.py; DISTS with
 # random VGG16 weights of the same shapes, as no weights were reachable where it was measured)
@@ -57,7 +58,7 @@ def max_pixels(name: str) -> int:
     """The largest image (in pixels) metric `name` is computed on."""
     return MEMORY_BUDGET // BYTES_PER_PIXEL[name]
 
-LUMA_BT709 = (0.2126, 0.7152, 0.0722)
+LUMA_BT709 = tuple(float(w) for w in YCBCR_BT709[0])  # metrics/classic.py's BT.709 luma
 # the smallest side each accepts (its pyramid's or window's need; below it the library raises)
 MIN_SIDE = {"vif": 41, "fsim": 2, "nlpd": 65, "iw_ssim": 161, "dists": 32}
 

@@ -28,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rdbench.metrics.classic import YCBCR_BT709
 from rdbench.metrics.programs import ProgramMetric, run_program
 
 MODEL = "vmaf_v0.6.1"
 BITS = 10
 MAX_PIXELS = 1 << 26
-_KR, _KG, _KB = 0.2126, 0.7152, 0.0722  # BT.709, as jpeg-ai-qaf's color_conv_matrix('709')
-_D, _E = 1.8556, 1.5748
+# BT.709 (rdbench's one statement of it, metrics/classic.py), as jpeg-ai-qaf's color_conv_matrix('709')
+_KR, _KG, _KB = (float(w) for w in YCBCR_BT709[0])
+_D, _E = 2.0 * (1.0 - _KB), 2.0 * (1.0 - _KR)  # 1.8556, 1.5748
 
 
 def _round_to_bits(plane: np.ndarray) -> np.ndarray:
