@@ -32,7 +32,7 @@ lambdas = [0.001, 0.01, 0.05, 0.2]
 data = "{data}"
 crop = 64
 batch = 2
-steps = 8
+steps = 40
 checkpoint_every = 2
 seeds = [3, 7]
 keep_fractions = [0.5]
@@ -113,7 +113,7 @@ def test_shared_latents_grid_end_to_end_killed_once_and_resumed(tmp_path, few_tr
     base_state = base.model.state_dict()
     for (cell, seed), run in runs.items():
         state = run.model.state_dict()
-        assert run.training["steps"] == 8 and run.training["design"] == "shared-latents"
+        assert run.training["steps"] == 40 and run.training["design"] == "shared-latents"
         transforms = [k for k in state if frozen(k)]
         assert any(k.startswith("g_a.") for k in transforms) and any(k.startswith("g_s.") for k in transforms)
         assert "gain" in transforms and "inverse_gain" in transforms
@@ -143,7 +143,7 @@ def test_shared_latents_grid_end_to_end_killed_once_and_resumed(tmp_path, few_tr
     first_lines = "\n".join(page.splitlines()[:4])
     assert "Design: **shared latents**" in first_lines and "does not answer what the transforms" in first_lines
     assert (out / "ablation_seeds.csv").is_file() and (out / "cells" / "joint-k5" / "complexity.json").is_file()
-    assert sorted(pd.read_csv(out / "cells" / "joint-k5-K2" / "seed-7" / "learning.csv")["step"].unique()) == [4, 8]
+    assert sorted(pd.read_csv(out / "cells" / "joint-k5-K2" / "seed-7" / "learning.csv")["step"].unique()) == [20, 40]
 
     again = ablate(str(config_path), "--out", str(out), "--no-progress")
     assert again.returncode == 0, again.stderr[-3000:]
@@ -200,7 +200,7 @@ def test_shared_latents_base_and_cells_train_as_dask_jobs(tmp_path, few_training
     from tests.test_dask import Cluster
 
     text = CONFIG.format(data=few_training_images, dataset="kodak")
-    text = text.replace("steps = 8", "steps = 4").replace("seeds = [3, 7]", "seeds = [3]")
+    text = text.replace("steps = 40", "steps = 4").replace("seeds = [3, 7]", "seeds = [3]")
     text = text.replace("keep_fractions = [0.5]\n", "").replace("holdout = 2", "holdout = 0").replace("steps = 6", "steps = 4")
     (tmp_path / "grid.toml").write_text(text)
     config = parse(text, str(tmp_path / "grid.toml"))
