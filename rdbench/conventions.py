@@ -126,6 +126,81 @@ def exit_with(pid: int) -> None:
                     break
                 except PermissionError:
                     pass
-        os._exit(1)
+        end_worker(1)
 
     threading.Thread(target=watch, name="rdbench-exit-with-run", daemon=True).start()
+
+
+# What a worker started that must not outlive it: the process trees of the binaries it runs and
+# its scratch folders. When the worker is ended from outside (the run's SIGTERM after Ctrl-C or an
+# error, or the run gone: exit_with), end_worker ends them too, so that no codec binary goes on
+# coding unowned (VTM takes minutes per image, and ignores the Ctrl-C its worker ignored) and no
+# scratch folder stays behind in /dev/shm.
+_OWNED_PIDS: set[int] = set()
+_OWNED_DIRS: set[str] = set()
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL process `pid` and every process below it (found in /proc on Linux; elsewhere only `pid`)."""
+    import signal
+
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    children.setdefault(int(f.read().rsplit(b")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or not readable
+    tree, todo = [pid], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        tree += below
+        todo += below
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def owned_process(pid: int):
+    """While the block runs, process `pid` (and what it starts) is killed if this worker is ended."""
+    _OWNED_PIDS.add(pid)
+    try:
+        yield
+    finally:
+        _OWNED_PIDS.discard(pid)
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str = "rdbench-"):
+    """A private temporary folder (in /dev/shm when there is a writable one, else the system's
+    temporary folder), removed when the block ends, and also when this worker is ended."""
+    import tempfile
+    from pathlib import Path
+
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=shm) as tmp:
+        _OWNED_DIRS.add(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            _OWNED_DIRS.discard(tmp)
+
+
+def end_worker(status: int) -> None:
+    """End this worker process now, with `status`, after killing the process trees it owns and
+    removing its scratch folders (owned_process, scratch_dir). Never returns."""
+    import shutil
+
+    for pid in list(_OWNED_PIDS):
+        kill_tree(pid)
+    for folder in list(_OWNED_DIRS):
+        shutil.rmtree(folder, ignore_errors=True)
+    os._exit(status)

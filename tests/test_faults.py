@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -300,6 +301,54 @@ def test_garbage_and_empty_outputs_are_clear_failures(faulty_run):
         assert "encoder wrote an empty file" in row["error"], row["error"]
     for row in rows["fake-nothing"]:
         assert "decoder wrote no output file" in row["error"], row["error"]
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "run-killed"])
+def test_a_stopped_run_leaves_no_codec_binary_running_and_no_scratch_folder(tmp_path, how):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGKILL to the run alone,
+    while a binary codes: the binaries (which inherit the SIGINT their worker ignores, so Ctrl-C
+    never reaches them: VTM would go on for minutes) and their scratch folders in /dev/shm go with
+    the run's workers."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    env = {**os.environ, "FAKE_CODEC_PIDS": str(pids),
+           "RDBENCH_CODECS_PATH": str(write_fake_codecs(tmp_path / "codecs", {"fake-hang": ("hang", "copy")}))}
+    cmd = [*RDBENCH, "run", "--dataset", make_images(tmp_path / "images", 2), "--codec", "fake-hang", "--quality", "1",
+           "--out", tmp_path / "out", "--workers", "2", "--timeout", "600", "--no-progress", "--no-report"]
+    proc = subprocess.Popen(list(map(str, cmd)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        calls: dict[int, list[str]] = {}
+        while time.monotonic() < deadline and len(calls) < 2:  # both workers inside a binary, its child started
+            for f in pids.glob("hang.*"):
+                fields = f.read_text().split()
+                if len(fields) == 3 and int(fields[0]) not in calls:
+                    calls[int(fields[0])] = fields
+            time.sleep(0.02)
+        assert len(calls) == 2 and proc.poll() is None, "the binaries did not start"
+        scratch = [Path(open(f"/proc/{script}/cmdline").read().split("\0")[3]).parent for script in calls]
+        assert all(str(folder).startswith(tempfile.gettempdir()) or str(folder).startswith("/dev/shm")
+                   for folder in scratch), scratch
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 130 and "interrupted" in err, err
+        else:
+            proc.kill()
+            proc.wait()
+        binaries = [int(p) for script, fields in calls.items() for p in (script, fields[2])]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (any(_alive(p) for p in binaries) or any(f.exists() for f in scratch)):
+            time.sleep(0.05)
+        left = [p for p in binaries if _alive(p)]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+        assert not left, f"{len(left)} process(es) of the codec binary outlived the stopped run"
+        assert not [f for f in scratch if f.exists()], "a scratch folder outlived the stopped run"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 # -- a worker killed as by the OOM killer ------------------------------------------------------

@@ -22,7 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterable, Iterator, Protocol, TypeVar
 
-from rdbench.conventions import exit_with, usable_cores
+from rdbench.conventions import end_worker, exit_with, usable_cores
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -39,6 +39,9 @@ def _init_worker(single_thread: bool, run_pid: int) -> None:
     # Ctrl-C reaches the whole process group: only the parent acts on it (it stores what is done
     # and stops the workers); a worker interrupted mid-item would only print a traceback
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # the run ends its workers with SIGTERM (worker_pool): the binary a worker runs and its scratch
+    # folder go with it (a codec binary inherits the ignored SIGINT, so Ctrl-C alone never stops it)
+    signal.signal(signal.SIGTERM, lambda *_: end_worker(128 + signal.SIGTERM))
     if single_thread:  # one thread per worker: parallelism comes from the processes
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ.setdefault(var, "1")

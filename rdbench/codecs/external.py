@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.codecs.base import Codec, CodecError, Option, Spec
-from rdbench.conventions import DEFAULT_TIMEOUT_S, max_image_pixels
+from rdbench.conventions import DEFAULT_TIMEOUT_S, kill_tree, max_image_pixels, owned_process, scratch_dir
 from rdbench.data.images import decode_rgb, encode_png, encode_ppm
 from rdbench.errors import ImageError
 from rdbench.packaged import codec_specs_folder
@@ -36,7 +35,6 @@ from rdbench.packaged import codec_specs_folder
 # encoder's YUV; the conversion is the spec's `colour`, codecs/yuv.py; {width} and {height} name the size)
 IMAGE_FORMATS = ("png", "ppm", "yuv444p")
 _SIZES_KEPT = 64  # bitstreams whose image size this codec remembers, for decoding raw YUV output
-_SHM = Path("/dev/shm")
 # What rdbench keeps of a binary's stdout and stderr: the last bytes of each, for the error message
 # of a failed call. The rest is read and dropped as it comes (a binary printing gigabytes costs no
 # memory), and the pipes never fill up, so the binary never blocks on them.
@@ -283,36 +281,6 @@ def definitions() -> list[Definition]:
     return found
 
 
-def _kill_tree(pid: int) -> None:
-    """SIGKILL process `pid` and every process below it (found in /proc on Linux; elsewhere only `pid`)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        entries = []
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as f:
-                    children.setdefault(int(f.read().rsplit(b")", 1)[1].split()[1]), []).append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile, or not readable
-    tree, todo = [pid], [pid]
-    while todo:
-        below = children.get(todo.pop(), [])
-        tree += below
-        todo += below
-    for p in tree:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def _scratch_dir() -> str | None:
-    return str(_SHM) if _SHM.is_dir() and os.access(_SHM, os.W_OK) else None
-
-
 class ExternalCodec(Codec):
     def __init__(self, definition: Definition, spec: Spec | str | None = None):
         self.definition = definition
@@ -427,15 +395,15 @@ class ExternalCodec(Codec):
         except OSError as exc:
             raise CodecError(f"{self.spec.text}: cannot run {args[0]}: {exc}") from exc
         _raise_file_limit(proc.pid, max_bytes)
-        with proc:
+        with proc, owned_process(proc.pid):
             try:
                 stdout, stderr = _bounded_communicate(proc, self.timeout_s)
             except subprocess.TimeoutExpired:
-                _kill_tree(proc.pid)  # the binary and whatever it started: no orphan goes on running
+                kill_tree(proc.pid)  # the binary and whatever it started: no orphan goes on running
                 proc.wait()
                 raise CodecError(f"{self.spec.text}: {what} timed out after {self.timeout_s:g} s (killed)") from None
             except BaseException:
-                proc.kill()
+                kill_tree(proc.pid)
                 raise
         if proc.returncode != 0:
             tail = (stderr or stdout).decode(errors="replace").strip().splitlines()[-3:]
@@ -470,7 +438,7 @@ class ExternalCodec(Codec):
 
     def encode(self, image: np.ndarray, quality) -> bytes:
         height, width = image.shape[:2]
-        with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
+        with scratch_dir() as tmp:
             src = Path(tmp) / f"in.{self.definition.input_format}"
             dst = Path(tmp) / f"out.{self.extension}"
             src.write_bytes(self._input_bytes(image))
@@ -492,7 +460,7 @@ class ExternalCodec(Codec):
             if size is None:
                 raise CodecError(f"{self.spec.text}: its decoder writes raw YUV, whose size only the encode call "
                                  "knows: decode bitstreams this codec object encoded")
-        with tempfile.TemporaryDirectory(prefix="rdbench-", dir=_scratch_dir()) as tmp:
+        with scratch_dir() as tmp:
             src = Path(tmp) / f"in.{self.extension}"
             dst = Path(tmp) / f"out.{self.definition.output_format}"
             src.write_bytes(data)

@@ -7,29 +7,26 @@ implementations); each writes the original and the reconstruction to a private t
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
+from rdbench.conventions import owned_process, scratch_dir
+
 TIMEOUT_S = 600.0
-
-
-@contextlib.contextmanager
-def scratch_folder(name: str) -> Iterator[Path]:
-    """A private temporary folder (in /dev/shm when there is one), removed afterwards."""
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    with tempfile.TemporaryDirectory(prefix=f"rdbench-{name}-", dir=shm) as tmp:
-        yield Path(tmp)
 
 
 def run_program(args: list, timeout_s: float = TIMEOUT_S) -> str:
     """The stdout of `args` (a program and its arguments); RuntimeError naming the program and its
     exit status with the end of its stderr when it fails."""
-    done = subprocess.run([str(a) for a in args], capture_output=True, timeout=timeout_s)
+    with subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, \
+            owned_process(proc.pid):  # killed with its worker, as a codec binary is
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except BaseException:
+            proc.kill()
+            raise
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if done.returncode != 0:
         raise RuntimeError(f"{Path(str(args[0])).name} exited {done.returncode}: "
                            f"{done.stderr[-500:].decode(errors='replace')}")
@@ -65,7 +62,7 @@ class ProgramMetric:
     def measure(self, decoded, scratch: dict) -> dict:
         if self.reason:
             return dict.fromkeys(self.columns, math.nan)
-        with scratch_folder(self.name) as tmp:
+        with scratch_dir(f"rdbench-{self.name}-") as tmp:
             a, b = tmp / f"original.{self.suffix}", tmp / f"distorted.{self.suffix}"
             a.write_bytes(self._original_file)
             b.write_bytes(self.file_bytes(decoded))
