@@ -2,13 +2,11 @@
 digests recorded at the first verified download. Against a local HTTP server on 127.0.0.1 with
 archives the tests make from real Kodak crops."""
 
-import http.server
 import io
 import json
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -17,42 +15,17 @@ import pytest
 from PIL import Image
 
 from rdbench.data.archives import IMAGES_RECORD
+from tests.local_http import LocalServer
 from rdbench.data.datasets import DatasetError, load_manifest, manifest_names, resolve_dataset
 from rdbench.data.datasets import sha256_file
-
-
-class _Server:
-    def __init__(self, root: Path):
-        self.hits: dict[str, int] = {}
-        server = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=str(root), **kw)
-
-            def do_GET(self):
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
 def www(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
-    server = _Server(root)
-    yield root, server
-    server.close()
+    with LocalServer(root) as server:
+        yield root, server
 
 
 @pytest.fixture
@@ -99,7 +72,7 @@ def test_zip_is_checked_extracted_recorded_and_reused(env, www, crops):
     members["__MACOSX/set/._kodim03.png"] = b"resource fork"
     members["set/README.txt"] = b"about the set"
     archive = make_zip(root / "tiny.zip", members)
-    manifest(env / "manifests", "tiny", server.url + "tiny.zip", sha256=sha256_file(archive),
+    manifest(env / "manifests", "tiny", server.url + "/tiny.zip", sha256=sha256_file(archive),
              size=archive.stat().st_size)
     dataset = resolve_dataset("tiny", log=lambda m: None)
     assert sorted(r.name for r in dataset.images) == sorted(crops)
@@ -130,7 +103,7 @@ def test_tar_without_published_checksum_records_it_at_first_download(env, www, c
             info = tarfile.TarInfo(f"deep/set/{name}")
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
-    manifest(env / "manifests", "tiny-tar", server.url + "tiny.tar.gz", members="*/set/*.png", fmt="tar")
+    manifest(env / "manifests", "tiny-tar", server.url + "/tiny.tar.gz", members="*/set/*.png", fmt="tar")
     said = []
     dataset = resolve_dataset("tiny-tar", log=said.append)
     assert len(dataset.images) == 3
@@ -143,7 +116,7 @@ def test_bad_checksum_deletes_the_download_and_names_it(env, www, crops, monkeyp
     # the real div2k-valid manifest, served a test archive: its SHA-256 cannot match
     root, server = www
     make_zip(root / "DIV2K_valid_HR.zip", {f"DIV2K_valid_HR/{k}": v for k, v in crops.items()})
-    url = server.url + "DIV2K_valid_HR.zip"
+    url = server.url + "/DIV2K_valid_HR.zip"
     monkeypatch.setenv("RDBENCH_DIV2K_VALID_URL", url)
     monkeypatch.delenv("RDBENCH_DIV2K_VALID", raising=False)
     with pytest.raises(DatasetError, match=rf"{url}: downloaded archive rejected and deleted: .*tensorflow/datasets"):
@@ -162,7 +135,7 @@ def test_archive_with_unexpected_members_is_refused_and_writes_nothing(env, www,
     members = {f"set/{k}": v for k, v in crops.items()}
     members[bad_member] = crops["kodim03.png"]
     make_zip(root / "bad.zip", members)
-    manifest(env / "manifests", "bad", server.url + "bad.zip", count=3)
+    manifest(env / "manifests", "bad", server.url + "/bad.zip", count=3)
     with pytest.raises(DatasetError, match=rf"refused: .*{reason}.*nothing was extracted"):
         resolve_dataset("bad", log=lambda m: None)
     assert not (env / "cache" / "bad").exists()
@@ -181,11 +154,11 @@ def test_symlink_member_and_wrong_count_are_refused(env, www, crops):
         link = tarfile.TarInfo("set/passwd.png")
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         t.addfile(link)
-    manifest(env / "manifests", "link", server.url + "link.tar", fmt="tar", count=4)
+    manifest(env / "manifests", "link", server.url + "/link.tar", fmt="tar", count=4)
     with pytest.raises(DatasetError, match=r"'set/passwd.png' is a link"):
         resolve_dataset("link", log=lambda m: None)
     make_zip(root / "few.zip", {f"set/{k}": v for k, v in crops.items()})
-    manifest(env / "manifests", "few", server.url + "few.zip", count=5)
+    manifest(env / "manifests", "few", server.url + "/few.zip", count=5)
     with pytest.raises(DatasetError, match=r"3 images match 'set/\*.png', the manifest expects 5"):
         resolve_dataset("few", log=lambda m: None)
 
@@ -205,7 +178,7 @@ def test_shipped_manifests_name_their_sources():
 def test_datasets_command_lists_size_and_state(env, www, crops):
     root, server = www
     archive = make_zip(root / "tiny.zip", {f"set/{k}": v for k, v in crops.items()})
-    manifest(env / "manifests", "tiny", server.url + "tiny.zip", sha256=sha256_file(archive),
+    manifest(env / "manifests", "tiny", server.url + "/tiny.zip", sha256=sha256_file(archive),
              size=archive.stat().st_size)
     import os
 
@@ -238,7 +211,7 @@ def test_real_tecnick_manifest_takes_the_rgb_originals_and_skips_the_rest(env, w
         Image.fromarray(np.ascontiguousarray(image[k:k + 8, k:k + 8])).save(buf, format="PNG")
         members[f"TESTIMAGES/RGB/RGB_OR_1200x1200/RGB_OR_1200x1200_{k + 1:03d}.png"] = buf.getvalue()
     make_zip(root / "testimages.zip", members)
-    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "testimages.zip")
+    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "/testimages.zip")
     monkeypatch.delenv("RDBENCH_TECNICK", raising=False)
     dataset = resolve_dataset("tecnick", log=lambda m: None)
     assert len(dataset.images) == 100 and dataset.images[0].name == "RGB_OR_1200x1200_001.png"
@@ -247,7 +220,7 @@ def test_real_tecnick_manifest_takes_the_rgb_originals_and_skips_the_rest(env, w
     # an unexpected extra member in the same archive is refused, naming it
     members["TESTIMAGES/RGB/RGB_OR_1200x1200/notes.doc"] = b"?"
     make_zip(root / "testimages2.zip", members)
-    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "testimages2.zip")
+    monkeypatch.setenv("RDBENCH_TECNICK_URL", server.url + "/testimages2.zip")
     monkeypatch.setenv("RDBENCH_DATA", str(env / "cache2"))
     with pytest.raises(DatasetError, match=r"unexpected member 'TESTIMAGES/RGB/RGB_OR_1200x1200/notes.doc'"):
         resolve_dataset("tecnick", log=lambda m: None)

@@ -1,12 +1,11 @@
 import hashlib
-import http.server
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
 
 from rdbench.data.datasets import DatasetError, fetch, load_manifest, resolve_dataset, verify_copy
+from tests.local_http import LocalServer
 
 
 def test_manifest_lists_24_upstream_images():
@@ -76,40 +75,13 @@ def test_missing_local_file_is_named(kodak_dir, tmp_path, monkeypatch):
         resolve_dataset("kodak")
 
 
-class _Server:
-    """Serves a folder on 127.0.0.1 and counts requests per path."""
-
-    def __init__(self, root: Path):
-        self.hits: dict[str, int] = {}
-        server = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *a, **kw):
-                super().__init__(*a, directory=str(root), **kw)
-
-            def do_GET(self):
-                server.hits[self.path] = server.hits.get(self.path, 0) + 1
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/kodak/"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server(kodak_dir, tmp_path):
     (tmp_path / "www").mkdir()
     _copy_kodak(kodak_dir, tmp_path / "www" / "kodak")
-    s = _Server(tmp_path / "www")
-    yield s
-    s.close()
+    with LocalServer(tmp_path / "www") as s:
+        s.url += "/kodak/"  # the base URL of the Kodak images
+        yield s
 
 
 def test_download_verifies_and_reuses_cache(server, tmp_path, monkeypatch):

@@ -1,12 +1,9 @@
 """Learned codecs: exact round trips of real bitstreams, errors, checkpoints, the codec adapters."""
 
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -20,6 +17,7 @@ from rdbench.errors import CodecError  # noqa: E402
 from rdbench.learned import bitstream, checkpoint, schedule  # noqa: E402
 from rdbench.learned.coding import LatentCoder  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
+from tests.local_http import LocalServer  # noqa: E402
 
 
 def coder_for(path) -> LatentCoder:
@@ -366,11 +364,8 @@ def test_not_a_checkpoint_is_refused_with_the_file_named(tmp_path):
 def weights_server(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with LocalServer(root) as server:
+        yield root, server.url
 
 
 def test_zoo_weights_download_verify_and_code(weights_server, tmp_path, monkeypatch, kodim):

@@ -2,11 +2,9 @@
 (a real HTTP server on 127.0.0.1); offline without them, the metric is unavailable with the reason."""
 
 import hashlib
-import http.server
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 from rdbench.metrics import registry, weights
 from rdbench.metrics.registry import WeightFile
+from tests.local_http import LocalServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,27 +22,9 @@ def server(tmp_path):
     """A local HTTP server of tmp_path/served; `.requests` lists the paths asked for."""
     served = tmp_path / "served"
     served.mkdir()
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    httpd.folder, httpd.requests = served, requests
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with LocalServer(served) as httpd:
+        httpd.folder = served
+        yield httpd
 
 
 def test_weights_are_fetched_once_with_their_checksum(tmp_path, server, monkeypatch):

@@ -379,17 +379,12 @@ def test_rdbench_run_rows_for_a_cheng_checkpoint_and_a_users_model(tiny_models, 
 @pytest.fixture
 def served(tmp_path):
     """A folder served over HTTP on 127.0.0.1 (a stand-in for CompressAI's weight server)."""
-    import functools
-    import http.server
-    import threading
+    from tests.local_http import LocalServer
 
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with LocalServer(root) as server:
+        yield root, server.url
 
 
 def test_zoo_weights_by_quality_are_fetched_verified_and_coded(tiny_models, served, tmp_path, monkeypatch, kodim):
