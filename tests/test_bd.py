@@ -99,3 +99,29 @@ def test_rank_warning_is_the_class_numpy_raises_in_every_supported_numpy():
     # a curve whose cubic fit is rank-deficient is a named BDError, never an AttributeError
     with pytest.raises(bd_module.BDError):
         bd_module.bd([1, 2, 3, 4], [30, 30, 30, 30 + 1e-14], [1, 2, 3, 4], [30, 31, 32, 33], "rate", "cubic")
+
+
+def test_pchip_integral_is_scipys_on_every_shape_of_curve():
+    """bd.py integrates PCHIP itself (speed: the ablation's bootstrap takes ~100,000 BDs): on 6,000
+    random curves of 2 to 9 points, rising (as BD's), wavy, and with flat pieces and extrema (every
+    branch of the slope formulas), over random sub-intervals and the whole range, it equals
+    scipy's PchipInterpolator.integrate to 1e-12."""
+    from scipy.interpolate import PchipInterpolator
+
+    from rdbench.analysis.bd import _pchip_integral
+
+    rng = np.random.default_rng(20261207)
+    worst, shapes = 0.0, set()
+    for trial in range(6000):
+        n = int(rng.integers(2, 10))
+        x = np.sort(rng.uniform(-5, 50, n))
+        if np.any(np.diff(x) < 1e-6):
+            continue
+        shape = trial % 3
+        y = (np.cumsum(rng.uniform(0.01, 3, n)), rng.normal(0, 3, n), np.round(rng.normal(0, 1, n)))[shape]
+        lo, hi = (x[0], x[-1]) if trial % 5 == 0 else tuple(np.sort(rng.uniform(x[0], x[-1], 2)))
+        expected = float(PchipInterpolator(x, y).integrate(lo, hi))
+        worst = max(worst, abs(_pchip_integral(x, y, lo, hi) - expected) / max(1.0, abs(expected)))
+        shapes.add((shape, n))
+    assert len(shapes) == 3 * 8  # every shape at every point count was compared
+    assert worst <= 1e-12, worst
