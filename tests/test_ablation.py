@@ -239,6 +239,7 @@ def test_per_lambda_mode_trains_one_single_rate_model_per_lambda(tmp_path, train
     assert "0 measured, 0 failed, 16 already stored" in again.stderr and "train " not in again.stderr
 
 
+@pytest.mark.slow  # ~20 s; CI's learned phase also regenerates it (.ci/check_ablation_summary.py)
 def test_shipped_summary_regenerates_from_its_rows_and_logs_without_checkpoints(tmp_path):
     """results/ablation ships rows, logs and config but no checkpoints: --summary-only must still
     give every cell its parameter count (from the configuration) and its steps (from train.log)."""
