@@ -31,6 +31,11 @@ RDBENCH_CLI = [sys.executable, "-m", "rdbench"]
 COMPARED = ["image", "codec", "quality", "status", "bytes", "bpp", "psnr_rgb", "psnr_y", "psnr_ycbcr", "ms_ssim"]
 
 
+# A scheduler or worker outlives a pytest that is killed (a CI timeout: fixtures never tear down);
+# util-linux's setpriv gives each a parent-death signal, where it exists (it execs: same pid).
+DIE_WITH_PYTEST = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+
+
 class Cluster:
     """A scheduler and workers as subprocesses; each worker is its own process (--no-nanny),
     so SIGKILL of its pid kills the worker itself."""
@@ -44,8 +49,8 @@ class Cluster:
 
     def _spawn(self, name: str, args: list[str], env: dict | None = None) -> None:
         log = open(self.folder / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen([DASK, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            cwd=self.folder)
+        self.procs[name] = subprocess.Popen([*DIE_WITH_PYTEST, DASK, *args], stdout=log, stderr=subprocess.STDOUT,
+                                            env=env, cwd=self.folder)
 
     def start_scheduler(self) -> None:
         self.file.unlink(missing_ok=True)
