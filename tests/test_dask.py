@@ -33,7 +33,7 @@ COMPARED = ["image", "codec", "quality", "status", "bytes", "bpp", "psnr_rgb", "
 
 # A scheduler or worker outlives a pytest that is killed (a CI timeout: fixtures never tear down);
 # util-linux's setpriv gives each a parent-death signal, where it exists (it execs: same pid).
-DIE_WITH_PYTEST = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
+DIE_WITH_PYTEST = [shutil.which("setpriv"), "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 
 
 class Cluster:
