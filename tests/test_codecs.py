@@ -91,16 +91,57 @@ except CodecUnavailable as e:
     assert "ghost_enc, ghost_dec not found" in out and "apt-get install ghost" in out
 
 
+def _fake_bpg(folder, encoders: str) -> None:
+    """Executables named bpgenc/bpgdec whose -h prints the lines of bpgenc 0.9.8's that rdbench reads."""
+    for name in ("bpgenc", "bpgdec"):
+        exe = folder / name
+        exe.write_text("#!/bin/sh\necho 'BPG Image Encoder version 9.9.9'\n"
+                       f"echo '-e encoder           select the HEVC encoder ({encoders}, default = x265)'\n")
+        exe.chmod(0o755)
+
+
 def test_bpg_finds_binaries_in_its_env_dir(tmp_path, monkeypatch):
     # a real executable named bpgenc in RDBENCH_BPG_DIR is found before PATH
-    for name in ("bpgenc", "bpgdec"):
-        exe = tmp_path / name
-        exe.write_text("#!/bin/sh\necho 'BPG Image Encoder version 9.9.9'\n")
-        exe.chmod(0o755)
+    _fake_bpg(tmp_path, "x265")
     monkeypatch.setenv("RDBENCH_BPG_DIR", str(tmp_path))
     codec = load("bpg")
     assert codec.paths["bpgenc"] == str(tmp_path / "bpgenc")
     assert codec.version == "bpg 9.9.9"
+
+
+def test_bpg_encoder_the_build_lacks_is_refused_before_any_work(tmp_path, monkeypatch):
+    # libbpg builds without jctvc unless asked; such a bpgenc fails `-e jctvc` on every item, so
+    # bpg:encoder=jctvc is unavailable, from bpgenc -h's list of encoders (the spec's [check])
+    from .test_faults import RDBENCH, make_images
+
+    _fake_bpg(tmp_path, "x265")
+    monkeypatch.setenv("RDBENCH_BPG_DIR", str(tmp_path))
+    assert load("bpg", check_available=False).availability() is None
+    problem = load("bpg:encoder=jctvc", check_available=False).availability()
+    assert "-h does not mention 'jctvc'" in problem and "built without the jctvc encoder" in problem
+    out = tmp_path / "out"
+    done = subprocess.run([*RDBENCH, "run", "--dataset", make_images(tmp_path / "images", 1), "--codec",
+                           "bpg:encoder=jctvc", "--quality", "30", "--out", out, "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "built without the jctvc encoder" in done.stderr and not (out / "results.csv").exists()
+    _fake_bpg(tmp_path, "x265 jctvc")  # a build with both
+    assert load("bpg:encoder=jctvc", check_available=False).availability() is None
+
+
+def test_real_bpgenc_lists_its_encoders(kodim):
+    # the same [check] against the real bpgenc, where it is built (RDBENCH_BPG_DIR or PATH)
+    codec = load("bpg", check_available=False)
+    if problem := codec.availability():
+        pytest.skip(f"bpg unavailable: {problem}")
+    jctvc = load("bpg:encoder=jctvc", check_available=False)
+    if jctvc.availability() is None:  # a build with JCTVC: it codes
+        assert len(jctvc.encode(np.ascontiguousarray(kodim(23)[:64, :64]), 37)) > 0
+    else:  # without: the encoder refuses it, as the check said
+        from rdbench.codecs import CodecError
+
+        with pytest.raises(CodecError, match="Unsupported encoder"):
+            jctvc.encode(np.ascontiguousarray(kodim(23)[:64, :64]), 37)
 
 
 def test_encoder_failure_is_a_codec_error(tmp_path, kodim):

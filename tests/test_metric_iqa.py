@@ -68,13 +68,22 @@ def vifp_mscale(ref, dist):
     return num / den
 
 
-@pytest.mark.parametrize("n,quality", [(1, 10), (13, 50), (23, 90)])
-def test_vif_agrees_with_the_matlab_algorithm(kodim, n, quality):
+@pytest.mark.parametrize("n,quality,tolerance", [(1, 10, 1e-4), (13, 50, 1e-4), (23, 90, 1e-4),
+                                                 (6, 10, 2e-3)])
+def test_vif_agrees_with_the_matlab_algorithm(kodim, n, quality, tolerance):
+    # IQA_pytorch runs in float32 (seen: 3e-5 on kodim01, 13, 23); kodim06's sky is the worst of the
+    # 24 Kodak crops x JPEG 10/50/90 (1.04e-3: float32 variances cancel in flat regions); piq's
+    # vif_p, in float64, is the same algorithm to 1e-6 (benchmarks/iqa_agreement.py --images 24: 8.7e-7)
+    import piq
+
+    from rdbench.metrics import iqa
+
     a = np.ascontiguousarray(kodim(n)[:256, :320])
     b = jpeg_roundtrip(a, quality)
     ours = measured("vif", a, b)["vif"]
     reference = vifp_mscale(a @ LUMA_BT709, b @ LUMA_BT709)  # on BT.709 luma, 0..255, as rdbench feeds it
-    assert ours == pytest.approx(reference, abs=1e-4)  # IQA_pytorch runs in float32 (seen: 3e-5)
+    assert ours == pytest.approx(reference, abs=tolerance)
+    assert piq.vif_p(iqa._luma(b), iqa._luma(a), data_range=1.0).item() == pytest.approx(reference, abs=1e-6)
     assert 0 < ours < 1
 
 

@@ -118,7 +118,8 @@ class Definition:
     # (a reference encoder: minutes per image)
     timeout_s: float = DEFAULT_TIMEOUT_S
     # [check]: a command whose output must contain a text for the build to be the one the spec's
-    # commands need (HM with the SCM extension); (command, text, problem) or None
+    # commands need (HM with the SCM extension, bpgenc with the chosen encoder); (command, text,
+    # problem) or None; all three may hold placeholders
     check: tuple[tuple[str, ...], str, str] | None = None
 
 
@@ -234,7 +235,7 @@ def _parse(path_text: str, raw: dict) -> Definition:
             fail(f"'colour' {definition.colour!r}: a yuv444p format needs one of {', '.join(COLOURS)}")
     allowed = {"input", "output", "quality", "width", "height", *definition.binaries, *definition.options}
     for template in (definition.encode, definition.decode, definition.version_command,
-                     definition.check[0] if definition.check else []):
+                     [*definition.check[0], *definition.check[1:]] if definition.check else []):
         for arg in template:
             for key in re.findall(r"{(\w+)}", arg):
                 if key not in allowed:
@@ -353,11 +354,13 @@ class ExternalCodec(Codec):
     @cached_property
     def _check_problem(self) -> str | None:
         """The spec's [check]: its command's output (stdout and stderr, any exit status) must contain
-        its text, else the build is not the one the commands need and the problem says so."""
+        its text, else the build is not the one the commands need and the problem says so. The text
+        and the problem may name options ({encoder}: bpgenc lists the encoders it was built with)."""
         if not self.definition.check:
             return None
         command, text, problem = self.definition.check
         args = self._args(list(command))
+        text, problem = self._args([text, problem])
         try:
             done = subprocess.run(args, capture_output=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:

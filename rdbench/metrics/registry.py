@@ -274,8 +274,8 @@ register(Metric(
     "vif",
     (MetricColumn("vif", "", "VIF", "VIF", f"VIFp, pixel-domain visual information fidelity (4 scales, sigma_n^2 = 2), "
                   f"on {_Y}; one of JPEG AI's metrics"),),
-    "higher", "IQA_pytorch (PyPI), float32: JPEG AI's framework's VIF, LIVE's algorithm to 3e-5 "
-    "(piq's vif_p: 0.018 off)",
+    "higher", "IQA_pytorch (PyPI), float32: JPEG AI's framework's VIF, LIVE's algorithm to 1.0e-3 on Kodak "
+    "(piq's vif_p, float64: 8.7e-7)",
     "IQA_pytorch VIFs Y709", f"{_IQA}:prepare_vif",
     "Sheikh & Bovik 2006; LIVE's vifp_mscale.m", requires=("IQA_pytorch", "torch"), needs_torch=True,
     distribution="IQA_pytorch", install=_INSTALL))
