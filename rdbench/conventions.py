@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import threading
 
 # Image files rdbench reads, for measuring (data/) and for training (learned/): lower-case suffixes.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pnm", ".pgm", ".bmp", ".webp", ".tif", ".tiff")
@@ -102,7 +103,6 @@ def exit_with(pid: int) -> None:
     The parent-death signal cannot do it for forkserver workers: their parent is the fork server,
     which lives as long as any worker does. So a daemon thread waits on a pidfd of the run (Linux
     5.3+), or polls it once a second elsewhere, and ends the process when the run has ended."""
-    import threading
 
     def watch() -> None:
         try:
@@ -138,6 +138,7 @@ def exit_with(pid: int) -> None:
 # scratch folder stays behind in /dev/shm.
 _OWNED_PIDS: set[int] = set()
 _OWNED_DIRS: set[str] = set()
+_ENDING = threading.Lock()  # end_worker runs once
 
 
 def kill_tree(pid: int) -> None:
@@ -196,9 +197,16 @@ def scratch_dir(prefix: str = "rdbench-"):
 
 def end_worker(status: int) -> None:
     """End this worker process now, with `status`, after killing the process trees it owns and
-    removing its scratch folders (owned_process, scratch_dir). Never returns."""
+    removing its scratch folders (owned_process, scratch_dir).
+
+    Two callers can come at once (the run's SIGTERM in the main thread, exit_with's thread seeing
+    the run gone): one does the work and ends the process, the other returns at once. Otherwise
+    the second could end the process (os._exit) while the first is between killing a binary and
+    killing the child that binary started, which the kernel has just handed to init."""
     import shutil
 
+    if not _ENDING.acquire(blocking=False):
+        return
     for pid in list(_OWNED_PIDS):
         kill_tree(pid)
     for folder in list(_OWNED_DIRS):

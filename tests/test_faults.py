@@ -303,6 +303,14 @@ def test_garbage_and_empty_outputs_are_clear_failures(faulty_run):
         assert "decoder wrote no output file" in row["error"], row["error"]
 
 
+def _started(pid: int) -> str | None:
+    """When process `pid` started (field 22 of /proc/PID/stat, in clock ticks); None if it is gone."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "run-killed"])
 def test_a_stopped_run_leaves_no_codec_binary_running_and_no_scratch_folder(tmp_path, how):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) or SIGKILL to the run alone,
@@ -337,11 +345,15 @@ def test_a_stopped_run_leaves_no_codec_binary_running_and_no_scratch_folder(tmp_
         else:
             proc.kill()
             proc.wait()
-        binaries = [int(p) for script, fields in calls.items() for p in (script, fields[2])]
+        binaries = {int(p): _started(int(p)) for script, fields in calls.items() for p in (script, fields[2])}
+
+        def alive(pid: int) -> bool:  # that process, not another that got its pid since (pid_max may be 32768)
+            return _alive(pid) and _started(pid) == binaries[pid]
+
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and (any(_alive(p) for p in binaries) or any(f.exists() for f in scratch)):
+        while time.monotonic() < deadline and (any(alive(p) for p in binaries) or any(f.exists() for f in scratch)):
             time.sleep(0.05)
-        left = [p for p in binaries if _alive(p)]
+        left = [p for p in binaries if alive(p)]
         for p in left:
             os.kill(p, signal.SIGKILL)
         assert not left, f"{len(left)} process(es) of the codec binary outlived the stopped run"
