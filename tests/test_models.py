@@ -594,3 +594,42 @@ def test_bpp_estimated_leaves_out_g_s_only_where_the_likelihoods_do_not_read_it(
         assert (estimated_bits(model, x, forward_kwargs, skip_synthesis=True) == full) is skippable, spec
         assert codec.extra_measurements(image, quality, b"")["bpp_estimated"] == full / image[..., 0].size, spec
         assert model.g_s is g_s  # put back
+
+
+def test_toy_models_warm_starts_one_model_and_fine_tunes_each_lambda_from_it(train_dir, tmp_path):
+    """benchmarks/toy_models.py: a warm model beside the checkpoint folder, one checkpoint per lambda in
+    examples/train.py's format that examples/my_model.py loads, --reuse-warm, and a bad option is exit 2."""
+    script, out = [sys.executable, str(REPO / "benchmarks" / "toy_models.py")], tmp_path / "toy"
+    common = ["--data", str(train_dir), "--out", str(out), "--models", "my_model", "--lambdas", "0.01,0.1",
+              "--steps", "2", "--batch", "1", "--crop", "64", "--log-every", "1"]
+    done = subprocess.run([*script, *common, "--warm-steps", "3"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "my_model warm step 3/3" in done.stdout and "my_model lambda 0.1 step 2/2" in done.stdout, done.stdout
+    warm_file = out / "my_model-warm-lambda0.03162.pth.tar"  # the geometric middle of 0.01 and 0.1
+    files = sorted((out / "my_model").iterdir())
+    assert [f.name for f in files] == ["q1-lambda0.01.pth.tar", "q2-lambda0.1.pth.tar"] and warm_file.exists()
+    sys.path.insert(0, str(REPO / "examples"))
+    try:
+        from my_model import SmallFactorized
+    finally:
+        sys.path.remove(str(REPO / "examples"))
+    warm = torch.load(warm_file, map_location="cpu", weights_only=False)
+    saved = [torch.load(f, map_location="cpu", weights_only=False) for f in files]
+    assert warm["epoch"] == 3 and [s["epoch"] for s in saved] == [2, 2]
+    for s in saved:
+        assert set(s) == {"epoch", "state_dict", "loss", "optimizer", "aux_optimizer"} and math.isfinite(s["loss"])
+        SmallFactorized().load_state_dict(s["state_dict"])
+    # each lambda's model starts from the warm one (same crops, lambda the only difference), so 2 steps leave
+    # them near it and apart from each other
+    key = "g_s.6.weight"
+    near = [float((s["state_dict"][key] - warm["state_dict"][key]).abs().max()) for s in saved]
+    fresh = float((SmallFactorized().state_dict()[key] - warm["state_dict"][key]).abs().max())
+    assert max(near) < fresh and not torch.equal(saved[0]["state_dict"][key], saved[1]["state_dict"][key])
+    again = subprocess.run([*script, *common, "--warm-steps", "3", "--reuse-warm"], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and f"warm start: loaded {warm_file}" in again.stdout, again.stderr[-3000:]
+    assert "warm step" not in again.stdout
+    bad = subprocess.run([*script, *common, "--crop", "100"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--crop: 100 is not a positive multiple of 64" in bad.stderr, bad.stderr
+    bad = subprocess.run([*script, *common, "--lambdas", "0.01,x"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--lambdas" in bad.stderr and "'0.01,x'" in bad.stderr, bad.stderr
