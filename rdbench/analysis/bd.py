@@ -109,7 +109,16 @@ def _pchip_slopes(x: list[float], y: list[float]) -> list[float]:
 
     slopes[0] = end(h[0], h[1], m[0], m[1])
     slopes[-1] = end(h[-1], h[-2], m[-1], m[-2])
+    _finite(h, m, slopes)
     return slopes
+
+
+def _finite(*groups) -> None:
+    """Raise FloatingPointError if a value overflowed (inf) or became undefined (nan): what numpy
+    raises under bd()'s errstate, which Python's float arithmetic does not (1e200 * 1e200 is inf)."""
+    for values in groups:
+        if not all(map(math.isfinite, values)):
+            raise FloatingPointError("overflow or an undefined value in the PCHIP integral")
 
 
 def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float:
@@ -123,14 +132,17 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
     total = 0.0
     for i in range(len(x) - 1):
         h = x[i + 1] - x[i]
-        a, b = min(max(lo - x[i], 0.0), h), min(max(hi - x[i], 0.0), h)  # this piece's part of [lo, hi]
-        if b <= a:
-            continue
         m = (y[i + 1] - y[i]) / h
-        # on the piece, with t = x - x_i: y_i + d_i t + c2 t^2 + c3 t^3
+        # on the piece, with t = x - x_i: y_i + d_i t + c2 t^2 + c3 t^3; every piece's coefficients
+        # are made and checked, as scipy builds the whole interpolant: a curve whose far pieces
+        # overflow float64 is refused whatever part of it the integral needs
         c3 = (d[i] + d[i + 1] - 2 * m) / (h * h)
         c2 = (m - d[i]) / h - c3 * h
-        total += y[i] * (b - a) + d[i] / 2 * (b * b - a * a) + c2 / 3 * (b**3 - a**3) + c3 / 4 * (b**4 - a**4)
+        _finite((h * h, c2, c3))
+        a, b = min(max(lo - x[i], 0.0), h), min(max(hi - x[i], 0.0), h)  # this piece's part of [lo, hi]
+        if b > a:
+            total += y[i] * (b - a) + d[i] / 2 * (b * b - a * a) + c2 / 3 * (b**3 - a**3) + c3 / 4 * (b**4 - a**4)
+    _finite((total,))
     return total
 
 

@@ -299,7 +299,8 @@ def read_results(path: str | Path):
         raise StoreError(f"{path}: no such results file")
     try:
         df = pd.read_csv(path, dtype=dict.fromkeys(TEXT_COLUMNS, str))
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (UnicodeDecodeError, ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        # OverflowError: pandas 3.0 on a number too large for float64 in a cell
         raise StoreError(f"{path}: not a results file rdbench can read ({type(exc).__name__}: {exc})") from exc
     missing = [c for c in KEY if c not in df.columns and c != "target"]
     if missing:
