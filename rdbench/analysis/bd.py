@@ -83,13 +83,12 @@ def _sign(v: float) -> int:
     return (v > 0) - (v < 0)
 
 
-def _pchip_slopes(x: list[float], y: list[float]) -> list[float]:
+def _pchip_slopes(h: list[float], m: list[float]) -> list[float]:
     """The slopes at the points of the monotone piecewise cubic Hermite interpolant (Fritsch and
-    Butland's weighted harmonic mean inside, the shape-preserving three-point formula at both ends):
-    the interpolant of scipy's PchipInterpolator, by the same formulas."""
-    n = len(x)
-    h = [x[i + 1] - x[i] for i in range(n - 1)]
-    m = [(y[i + 1] - y[i]) / h[i] for i in range(n - 1)]
+    Butland's weighted harmonic mean inside, the shape-preserving three-point formula at both ends)
+    from its pieces' widths `h` and secant slopes `m`: the interpolant of scipy's PchipInterpolator,
+    by the same formulas."""
+    n = len(h) + 1
     if n == 2:
         return [m[0], m[0]]
     slopes = [0.0] * n
@@ -128,11 +127,11 @@ def _pchip_integral(x: np.ndarray, y: np.ndarray, lo: float, hi: float) -> float
     to 1e-12): the ablation's bootstrap intervals take ~100,000 BDs of curves of a few points, and
     building scipy's interpolant cost ~15 times this arithmetic."""
     x, y = [float(v) for v in x], [float(v) for v in y]
-    d = _pchip_slopes(x, y)
+    widths = [x[i + 1] - x[i] for i in range(len(x) - 1)]
+    secants = [(y[i + 1] - y[i]) / widths[i] for i in range(len(x) - 1)]
+    d = _pchip_slopes(widths, secants)
     total = 0.0
-    for i in range(len(x) - 1):
-        h = x[i + 1] - x[i]
-        m = (y[i + 1] - y[i]) / h
+    for i, (h, m) in enumerate(zip(widths, secants)):
         # on the piece, with t = x - x_i: y_i + d_i t + c2 t^2 + c3 t^3; every piece's coefficients
         # are made and checked, as scipy builds the whole interpolant: a curve whose far pieces
         # overflow float64 is refused whatever part of it the integral needs

@@ -442,8 +442,8 @@ class ExternalCodec(Codec):
     def encode(self, image: np.ndarray, quality) -> bytes:
         height, width = image.shape[:2]
         with scratch_dir() as tmp:
-            src = Path(tmp) / f"in.{self.definition.input_format}"
-            dst = Path(tmp) / f"out.{self.extension}"
+            src = tmp / f"in.{self.definition.input_format}"
+            dst = tmp / f"out.{self.extension}"
             src.write_bytes(self._input_bytes(image))
             limit = max_output_bytes(height * width)
             self._run(self._args(self.definition.encode, input=src, output=dst, quality=quality, width=width,
@@ -464,8 +464,8 @@ class ExternalCodec(Codec):
                 raise CodecError(f"{self.spec.text}: its decoder writes raw YUV, whose size only the encode call "
                                  "knows: decode bitstreams this codec object encoded")
         with scratch_dir() as tmp:
-            src = Path(tmp) / f"in.{self.extension}"
-            dst = Path(tmp) / f"out.{self.definition.output_format}"
+            src = tmp / f"in.{self.extension}"
+            dst = tmp / f"out.{self.definition.output_format}"
             src.write_bytes(data)
             # the image is not known here: the largest one rdbench reads bounds the decoder's file
             limit = max_output_bytes(max_image_pixels())

@@ -11,7 +11,7 @@ import math
 import subprocess
 from pathlib import Path
 
-from rdbench.conventions import owned_process, scratch_dir
+from rdbench.conventions import kill_tree, owned_process, scratch_dir
 
 TIMEOUT_S = 600.0
 
@@ -24,13 +24,12 @@ def run_program(args: list, timeout_s: float = TIMEOUT_S) -> str:
         try:
             stdout, stderr = proc.communicate(timeout=timeout_s)
         except BaseException:
-            proc.kill()
+            kill_tree(proc.pid)
             raise
-    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"{Path(str(args[0])).name} exited {done.returncode}: "
-                           f"{done.stderr[-500:].decode(errors='replace')}")
-    return done.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{Path(str(args[0])).name} exited {proc.returncode}: "
+                           f"{stderr[-500:].decode(errors='replace')}")
+    return stdout.decode(errors="replace")
 
 
 class ProgramMetric:
