@@ -9,7 +9,16 @@ differences, and the encode and decode time per image. The published points are 
 24 Kodak images: a QP measured on fewer images gets its images named and its subset means, with no
 published value beside them and no difference (a subset mean is not comparable with a 24-image mean).
 
-    RDBENCH_VTM_DIR=/path/to/VTM/bin rdbench run --dataset kodak --codec vtm --out results/anchors/kodak-vtm
+With the bitstreams kept (`rdbench run --keep`), a QP whose 24 bitstreams are all there also gets
+the PSNR-RGB of the published run's own convention, measured on the same bitstreams: the curve was
+made by CompressAI's bench of June 2020 (compressai/utils/bench/__main__.py at 1f24fa6, which added
+results/kodak/vtm.json and hm.json), whose PSNR compares the decoded planes converted back to RGB
+in float32, clipped to [0, 1] and not rounded, with the *converted original* (its own 8-bit YCbCr
+planes, back to RGB the same way), not with the original image. rdbench's rows compare the 8-bit
+RGB reconstruction with the original PNG, as CompressAI's bench does today. The decoder runs again
+(seconds); the encoder does not.
+
+    RDBENCH_VTM_DIR=/path/to/VTM/bin rdbench run --dataset kodak --codec vtm --keep --out results/anchors/kodak-vtm
     python benchmarks/published_agreement.py results/anchors/kodak-vtm [--out results/anchors/kodak-vtm/agreement.md]
     RDBENCH_BPG_DIR=/path/to/bpg rdbench run --dataset kodak --codec bpg --out results/anchors/kodak
     python benchmarks/published_agreement.py results/anchors/kodak --codec bpg [--out results/anchors/kodak/bpg-agreement.md]
@@ -19,10 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
+import numpy as np
+
 from rdbench.analysis.published import PUBLISHED_ALIASES
-from rdbench.bench.store import read_results
+from rdbench.bench.measure import _slug
+from rdbench.bench.store import quality_key, read_results
 from rdbench.packaged import reference_folder
 
 PUBLISHED_QPS = [47, 42, 37, 32, 27, 22, 17, 12]  # the order of the published points (CompressAI's bench run)
@@ -46,15 +59,68 @@ def _seconds(s: float) -> str:
     return f"{s:.0f}" if s >= 10 else f"{s:.2f}"
 
 
-def table(results: str, codec: str = "vtm") -> str:
+def planes_to_float_rgb(planes: np.ndarray) -> np.ndarray:
+    """3 x H x W uint8 Y, Cb, Cr planes -> 3 x H x W float32 RGB in [0, 1], as CompressAI's bench of
+    2020 converted back (BT.709, full range, chroma centred on 0.5; clipped, not rounded)."""
+    y, cb, cr = planes.astype(np.float32) / np.float32(255)
+    r = np.float32(1.5748) * (cr - np.float32(0.5)) + y
+    b = np.float32(1.8556) * (cb - np.float32(0.5)) + y
+    g = (y - np.float32(0.2126) * r - np.float32(0.0722) * b) / np.float32(0.7152)
+    return np.clip(np.stack([r, g, b]), 0, 1)
+
+
+def psnr_published_convention(original: np.ndarray, decoded_planes: bytes) -> float:
+    """PSNR-RGB (peak 1) of a decoded YUV 4:4:4 frame against the converted original (the planes the
+    encoder was given), both back in float RGB: the convention of the run that made vtm.json."""
+    from rdbench.codecs.yuv import rgb_to_planes
+
+    h, w = original.shape[:2]
+    given = np.frombuffer(rgb_to_planes(original, "ycbcr-bt709-compressai"), np.uint8).reshape(3, h, w)
+    got = np.frombuffer(decoded_planes, np.uint8)
+    if got.size != 3 * h * w:
+        raise ValueError(f"decoded frame has {got.size} bytes, expected {3 * h * w} for {w}x{h} 4:4:4")
+    diff = planes_to_float_rgb(given) - planes_to_float_rgb(got.reshape(3, h, w))
+    mse = float(np.mean(np.square(diff, dtype=np.float64)))
+    return math.inf if mse == 0 else -10 * math.log10(mse)
+
+
+def published_convention(results: str, codec: str, here, bitstreams: Path) -> float | None:
+    """Mean over the QP's images of `psnr_published_convention` on the kept bitstreams, or None
+    when any is missing; a kept bitstream whose size is not the row's stops the script."""
+    from rdbench.codecs import load
+    from rdbench.data.datasets import resolve_dataset
+    from rdbench.data.images import load_rgb
+
+    paths = []
+    for _, row in here.iterrows():
+        stem = f"{_slug(row['image'])}.q{quality_key(row['quality'])}"
+        found = sorted(bitstreams.glob(f"{stem}.*"))
+        if not found:
+            return None
+        if found[0].stat().st_size != int(row["bytes"]):
+            raise SystemExit(f"{found[0]}: {found[0].stat().st_size} bytes, its row in {results} says {row['bytes']}")
+        paths.append((row["image"], found[0]))
+    coder = load(codec)
+    images = {ref.name: ref.path for ref in resolve_dataset("kodak").images}
+    values = [psnr_published_convention(load_rgb(images[name]).pixels, coder.decode_output(path.read_bytes()))
+              for name, path in paths]
+    return float(np.mean(values))
+
+
+def table(results: str, codec: str = "vtm", bitstreams: Path | None = None) -> str:
     """codec: a spec as stored (`bpg`, not `bpg:subsampling=420`: the published curve is the default's)."""
     published_file = f"{PUBLISHED_ALIASES[codec]}.json"
     published = json.loads((reference_folder() / published_file).read_text())["results"]
     rows = read_results(results)
     rows = rows[(rows["status"] == "ok") & (rows["codec"] == codec) & (rows["dataset"] == "kodak")]
+    if bitstreams is None:
+        bitstreams = Path(results) / "bitstreams" / codec
+    yuv = codec in ("vtm", "hm") and bitstreams.is_dir()  # BPG's published run measured its PNG output
     lines = ["| QP | images | bpp (rdbench) | bpp (published) | bpp diff | PSNR-RGB (rdbench) | PSNR-RGB (published) "
-             "| PSNR diff | MS-SSIM (rdbench / published) | encode s per image: mean (min to max) | decode s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| PSNR diff | MS-SSIM (rdbench / published) | encode s per image: mean (min to max) | decode s |"
+             + (" PSNR-RGB, published run's convention (diff) |" if yuv else ""),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if yuv else "")]
+    convention_worst = None
     worst = {"bpp (relative)": 0.0, "PSNR-RGB (dB)": 0.0, "MS-SSIM": 0.0}  # largest |difference|, complete QPs
     for qp in PUBLISHED_QPS:
         here = rows[rows["quality"].astype(float) == qp]
@@ -68,20 +134,31 @@ def table(results: str, codec: str = "vtm") -> str:
                   f"| {here['dec_s'].mean():.2f}")
         if n == KODAK_IMAGES:
             pb, pp, pm = published["bpp"][k], published["psnr-rgb"][k], published["ms-ssim-rgb"][k]
-            lines.append(f"| {qp} | all 24 | {bpp:.5f} | {pb:.5f} | {100 * (bpp / pb - 1):+.2f}% | {psnr:.3f} dB "
-                         f"| {pp:.3f} dB | {psnr - pp:+.3f} dB | {ms:.5f} / {pm:.5f} | {timing} |")
+            line = (f"| {qp} | all 24 | {bpp:.5f} | {pb:.5f} | {100 * (bpp / pb - 1):+.2f}% | {psnr:.3f} dB "
+                    f"| {pp:.3f} dB | {psnr - pp:+.3f} dB | {ms:.5f} / {pm:.5f} | {timing} |")
+            if yuv:
+                theirs = published_convention(results, codec, here, bitstreams)
+                if theirs is None:
+                    line += " bitstreams not kept |"
+                else:
+                    line += f" {theirs:.3f} dB ({theirs - pp:+.3f} dB) |"
+                    convention_worst = max(convention_worst or 0.0, abs(theirs - pp))
+            lines.append(line)
             for key, diff in zip(worst, (bpp / pb - 1, psnr - pp, ms - pm)):
                 worst[key] = max(worst[key], abs(diff))
         else:
             these = "this image" if n == 1 else f"these {n}"
             lines.append(f"| {qp} | {n} of 24: {_images(here['image'])} | {bpp:.5f} ({these}) | not comparable: "
-                         f"a 24-image mean | | {psnr:.3f} dB ({these}) | | | {ms:.5f} / | {timing} |")
+                         f"a 24-image mean | | {psnr:.3f} dB ({these}) | | | {ms:.5f} / | {timing} |"
+                         + (" |" if yuv else ""))
     versions = sorted(set(rows["codec_version"]))
     complete = sum(rows[rows["quality"].astype(float) == qp]["image"].nunique() == KODAK_IMAGES for qp in PUBLISHED_QPS)
     largest = ", ".join(f"{key} {value:.2g}" for key, value in worst.items())
     return ("\n".join(lines) + f"\n\nrdbench rows: {', '.join(versions)}; "
             f"published: CompressAI results/image/kodak/{published_file}\n"
-            + (f"Largest |difference| over the {complete} QPs measured on all 24 images: {largest}\n" if complete else ""))
+            + (f"Largest |difference| over the {complete} QPs measured on all 24 images: {largest}\n" if complete else "")
+            + (f"Largest |difference| of the published run's convention, on the kept bitstreams: {convention_worst:.3f} dB\n"
+               if convention_worst is not None else ""))
 
 
 def main() -> None:
@@ -89,8 +166,10 @@ def main() -> None:
     ap.add_argument("results", help="result folder of an rdbench run of the codec on kodak")
     ap.add_argument("--codec", choices=QP_LADDER_CODECS, default="vtm", help="the codec (default: vtm)")
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    ap.add_argument("--bitstreams", type=Path, help="kept bitstreams of the codec (default: RESULTS/bitstreams/CODEC, "
+                    "as `rdbench run --keep` writes them)")
     args = ap.parse_args()
-    text = table(args.results, args.codec)
+    text = table(args.results, args.codec, args.bitstreams)
     print(text, end="")
     if args.out:
         args.out.write_text(text)

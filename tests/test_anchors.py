@@ -1,6 +1,7 @@
 """The anchors of issue 25: HEVC intra through pillow-heif (`heic`), VTM and HM declarative specs."""
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -169,6 +170,40 @@ def test_yuv444p_codec_spec_through_real_processes(tmp_path, kodim, monkeypatch)
     with pytest.raises(CodecError, match="raw YUV, whose size only the encode call knows"):
         load("rawcopy").decode(data)  # another codec object never saw this bitstream's size
     registry._discovered.cache_clear()
+
+
+def test_published_convention_measures_against_the_converted_original(kodim):
+    # benchmarks/published_agreement.py: the PSNR of the June 2020 bench that made vtm.json/hm.json,
+    # decoded planes and the encoder's own input planes both back in float RGB (not the original PNG)
+    import importlib.util
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    functional = pytest.importorskip("compressai.transforms.functional")
+    from rdbench.codecs.yuv import planes_to_rgb, rgb_to_planes
+
+    path = Path(__file__).parents[1] / "benchmarks" / "published_agreement.py"
+    spec = importlib.util.spec_from_file_location("published_agreement", path)
+    agreement = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(agreement)
+    image = np.ascontiguousarray(kodim(19)[:70, :45])
+    planes = np.frombuffer(rgb_to_planes(image, "ycbcr-bt709-compressai"), np.uint8).reshape(3, 70, 45)
+    assert agreement.psnr_published_convention(image, planes.tobytes()) == math.inf  # the conversion loss is not counted
+    decoded = planes.astype(np.int16)
+    decoded[0, :20] += 3
+    decoded[2, 30:] -= 5
+    decoded = np.clip(decoded, 0, 255).astype(np.uint8)
+    value = agreement.psnr_published_convention(image, decoded.tobytes())
+
+    def back(p):  # CompressAI's own conversion back to RGB, float, clipped
+        return functional.ycbcr2rgb(torch.from_numpy(p.astype(np.float32) / 255)).clamp(0, 1).double().numpy()
+
+    expected = -10 * math.log10(np.mean((back(planes) - back(decoded)) ** 2))
+    assert value == pytest.approx(expected, abs=1e-4)
+    # rdbench's convention: the 8-bit RGB reconstruction against the original, conversion loss included
+    assert psnr_rgb(image, planes_to_rgb(decoded.tobytes(), 70, 45, "ycbcr-bt709-compressai")) < value - 1
+    with pytest.raises(ValueError, match="expected 9450 for 45x70"):
+        agreement.psnr_published_convention(image, decoded.tobytes()[:-1])
 
 
 def _reference_encoder(name):

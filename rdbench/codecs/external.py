@@ -456,13 +456,9 @@ class ExternalCodec(Codec):
             self._sizes[hashlib.sha256(data).digest()] = (height, width)
         return data
 
-    def decode(self, data: bytes) -> np.ndarray:
-        size = None
-        if self.definition.output_format == "yuv444p":
-            size = self._sizes.get(hashlib.sha256(data).digest())
-            if size is None:
-                raise CodecError(f"{self.spec.text}: its decoder writes raw YUV, whose size only the encode call "
-                                 "knows: decode bitstreams this codec object encoded")
+    def decode_output(self, data: bytes) -> bytes:
+        """The decoder's output file for a bitstream, as it wrote it: raw Y, Cb, Cr planes for a
+        yuv444p decoder (what a published run's own conversion back to RGB starts from), else an image file."""
         with scratch_dir() as tmp:
             src = tmp / f"in.{self.extension}"
             dst = tmp / f"out.{self.definition.output_format}"
@@ -470,15 +466,24 @@ class ExternalCodec(Codec):
             # the image is not known here: the largest one rdbench reads bounds the decoder's file
             limit = max_output_bytes(max_image_pixels())
             self._run(self._args(self.definition.decode, input=src, output=dst), "decoder", limit)
-            try:
-                output = self._output(dst, "decoder", limit)
-                if size is not None:
-                    from rdbench.codecs.yuv import planes_to_rgb
+            return self._output(dst, "decoder", limit)
 
-                    try:
-                        return planes_to_rgb(output, size[0], size[1], self.definition.colour)
-                    except ValueError as exc:
-                        raise CodecError(f"{self.spec.text}: {exc}") from exc
-                return decode_rgb(output, name=f"{self.spec.text} decoder output").pixels
-            except ImageError as exc:
-                raise CodecError(str(exc)) from exc
+    def decode(self, data: bytes) -> np.ndarray:
+        size = None
+        if self.definition.output_format == "yuv444p":
+            size = self._sizes.get(hashlib.sha256(data).digest())
+            if size is None:
+                raise CodecError(f"{self.spec.text}: its decoder writes raw YUV, whose size only the encode call "
+                                 "knows: decode bitstreams this codec object encoded")
+        try:
+            output = self.decode_output(data)
+            if size is not None:
+                from rdbench.codecs.yuv import planes_to_rgb
+
+                try:
+                    return planes_to_rgb(output, size[0], size[1], self.definition.colour)
+                except ValueError as exc:
+                    raise CodecError(f"{self.spec.text}: {exc}") from exc
+            return decode_rgb(output, name=f"{self.spec.text} decoder output").pixels
+        except ImageError as exc:
+            raise CodecError(str(exc)) from exc

@@ -182,51 +182,72 @@ def ms_ssim_to_db(value: float) -> float:
     return math.inf if value >= 1.0 else -10.0 * math.log10(1.0 - value)
 
 
-def _filter_valid(m: np.ndarray) -> np.ndarray:
-    """Separable Gaussian filter in float64 keeping only positions where the window fits ('valid').
+def _filter_rows(m: np.ndarray, out: np.ndarray, kernel_x: np.ndarray = _WINDOW, delta: float = 0.0) -> np.ndarray:
+    """Separable Gaussian filter in float64 into `out`, keeping the rows where the window fits.
 
+    Full width: the _R columns at each side, where it does not fit, are left in and never summed
+    (keeping them keeps every array contiguous, which OpenCV's in-place operations need).
     `m` is float64, or integer (the 8-bit pixels of scale 0, or their exact uint16 products): OpenCV
-    converts each row to float64 as it filters, which saves converting whole bands first."""
-    full = cv2.sepFilter2D(m, cv2.CV_64F, _WINDOW, _WINDOW, borderType=cv2.BORDER_CONSTANT)
-    return full[_R:-_R, _R:-_R]
+    converts each row to float64 as it filters, which saves converting whole bands first.
+    `kernel_x` may be the window times 2 or -1 (exact scalings) and `delta` is added to every
+    output: the first arithmetic of the SSIM terms done inside the filter's own pass."""
+    cv2.sepFilter2D(m, cv2.CV_64F, kernel_x, _WINDOW, dst=out, delta=delta, borderType=cv2.BORDER_CONSTANT)
+    return out[_R:-_R]
 
 
-def _product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+_WINDOW_2 = 2.0 * _WINDOW  # scalings by 2 and -1 are exact: the filtered values are 2x and -1x the plain ones
+_WINDOW_NEG = -_WINDOW
+
+
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """a * b, exact: uint16 for 8-bit pixels (255^2 < 2^16), else float64."""
-    return np.multiply(a, b, dtype=np.uint16 if a.dtype == np.uint8 else np.float64)
+    return np.multiply(a, b, out=out, dtype=np.uint16 if a.dtype == np.uint8 else np.float64)
 
 
-def _x_statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mu_x, sigma_x^2 + C2) of a band, 'valid' positions only."""
-    mu_x = _filter_valid(x)
-    sigma_xx_c2 = _filter_valid(_product(x, x))
-    sigma_xx_c2 -= mu_x * mu_x
-    sigma_xx_c2 += _C2
-    return mu_x, sigma_xx_c2
+class _Scratch:
+    """The float64 arrays of one band (reused band after band): three filtered maps and a product."""
+
+    def __init__(self, rows: int, width: int, dtype):
+        self.maps = [np.empty((rows + _PAD, width, 3)) for _ in range(3)]
+        self.product = np.empty((rows + _PAD, width, 3), np.uint16 if dtype == np.uint8 else np.float64)
+
+    def take(self, rows: int) -> tuple[list[np.ndarray], np.ndarray]:
+        n = rows + _PAD
+        return [m[:n] for m in self.maps], self.product[:n]
 
 
-def _band_sum(x, y, mu_x, sigma_xx_c2, luminance: bool) -> np.ndarray:
-    """Per-channel sum of the contrast-structure map of a band (times luminance at the coarsest scale)."""
-    mu_y = _filter_valid(y)
-    prod = _product(y, y)
-    e_yy = _filter_valid(prod)
-    np.multiply(x, y, out=prod, dtype=prod.dtype)
-    e_xy = _filter_valid(prod)
-    mu_xy = mu_x * mu_y
-    # cs = (2 sigma_xy + C2) / (sigma_xx + sigma_yy + C2), built in place
-    cs = np.subtract(e_xy, mu_xy, out=e_xy)
-    cs *= 2.0
-    cs += _C2
-    mu_yy = np.square(mu_y, out=mu_y)
-    den = np.subtract(e_yy, mu_yy, out=e_yy)
-    den += sigma_xx_c2
-    cs /= den
-    if luminance:
-        lum = mu_yy
-        lum += mu_x * mu_x + _C1
-        np.divide(mu_xy * 2.0 + _C1, lum, out=lum)
+def _x_statistics(x: np.ndarray, scratch: _Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """(-2 mu_x, -(sigma_x^2 + C2)) of a band, full width, the rows where the window fits: the
+    original's terms in the forms the per-reconstruction passes of `_band_sum` take them."""
+    (a, b, _), product = scratch.take(x.shape[0] - _PAD)
+    mu_x = _filter_rows(x, a)
+    neg_sigma = _filter_rows(_product(x, x, product), b, _WINDOW_NEG, -_C2)  # -E[x^2] - C2
+    cv2.accumulateSquare(mu_x, neg_sigma)  # + mu_x^2
+    return mu_x * -2.0, neg_sigma.copy()
+
+
+def _band_sum(x, y, neg2_mu_x, neg_sigma_xx_c2, luminance: bool, scratch: _Scratch) -> np.ndarray:
+    """Per-channel sum of the contrast-structure map of a band (times luminance at the coarsest scale).
+
+    cs = (2 sigma_xy + C2) / (sigma_x^2 + sigma_y^2 + C2), in five passes over the band, each one
+    OpenCV call writing in place: the numerator is the filter of 2xy plus C2 (one pass) minus
+    2 mu_x mu_y (accumulateProduct); the negated denominator is the filter of -y^2 (one pass)
+    plus mu_y^2 (accumulateSquare) minus sigma_x^2 + C2 (add); then one divide and one sum. The
+    same float64 terms as the textbook order (2 (E[xy] - mu_x mu_y) + C2 ...), summed in another
+    order: values agree with it to ~1e-15."""
+    (a, b, c), product = scratch.take(x.shape[0] - _PAD)
+    mu_y = _filter_rows(y, a)
+    num = _filter_rows(_product(x, y, product), b, _WINDOW_2, _C2)  # 2 E[xy] + C2
+    neg_den = _filter_rows(_product(y, y, product), c, _WINDOW_NEG)  # -E[y^2]
+    cv2.accumulateProduct(neg2_mu_x, mu_y, num)  # - 2 mu_x mu_y
+    cv2.accumulateSquare(mu_y, neg_den)  # + mu_y^2
+    cv2.add(neg_den, neg_sigma_xx_c2, dst=neg_den)  # - sigma_x^2 - C2
+    cs = cv2.divide(num, neg_den, dst=num, scale=-1.0)
+    if luminance:  # the coarsest scale only (1/256 of the pixels): plain numpy
+        mu_x = neg2_mu_x * -0.5
+        lum = (mu_x * mu_y * 2.0 + _C1) / (mu_x * mu_x + mu_y * mu_y + _C1)
         cs *= lum
-    return np.array(cv2.sumElems(cs)[:3])  # accumulates in float64
+    return np.array(cv2.sumElems(cs[:, _R:-_R])[:3])  # accumulates in float64; 'valid' columns only
 
 
 def _pool2(m: np.ndarray) -> np.ndarray:
@@ -253,16 +274,18 @@ def _pool2(m: np.ndarray) -> np.ndarray:
 
 
 class _Statistics:
-    """An original's filtered statistics at one scale (kept for originals up to CACHE_PIXELS)."""
+    """An original's filtered statistics at one scale (kept for originals up to CACHE_PIXELS):
+    -2 mu_x and -(sigma_x^2 + C2), full width, the rows where the window fits."""
 
     def __init__(self, x: np.ndarray):
         h, w = x.shape[:2]
-        self.mu_x = np.empty((h - _PAD, w - _PAD, 3))
-        self.sigma_xx_c2 = np.empty_like(self.mu_x)
+        self.neg2_mu_x = np.empty((h - _PAD, w, 3))
+        self.neg_sigma_xx_c2 = np.empty_like(self.neg2_mu_x)
         rows = _rows_per_band(w)
+        scratch = _Scratch(min(rows, h - _PAD), w, x.dtype)
         for r0 in range(0, h - _PAD, rows):
             r1 = min(h - _PAD, r0 + rows)
-            self.mu_x[r0:r1], self.sigma_xx_c2[r0:r1] = _x_statistics(x[r0:r1 + _PAD])
+            self.neg2_mu_x[r0:r1], self.neg_sigma_xx_c2[r0:r1] = _x_statistics(x[r0:r1 + _PAD], scratch)
 
 
 def _level_factor(x: np.ndarray, y: np.ndarray, stats: _Statistics | None, luminance: bool) -> np.ndarray:
@@ -270,15 +293,16 @@ def _level_factor(x: np.ndarray, y: np.ndarray, stats: _Statistics | None, lumin
     h, w = x.shape[:2]
     out_h = h - _PAD
     rows = _rows_per_band(w)
+    scratch = _Scratch(min(rows, out_h), w, x.dtype)
     total = np.zeros(3)
     for r0 in range(0, out_h, rows):
         r1 = min(out_h, r0 + rows)
-        xb, yb = x[r0:r1 + _PAD], y[r0:r1 + _PAD]  # uint8 at scale 0 (see _filter_valid), else float64
+        xb, yb = x[r0:r1 + _PAD], y[r0:r1 + _PAD]  # uint8 at scale 0 (see _filter_rows), else float64
         if stats is None:
-            mu_x, sigma_xx_c2 = _x_statistics(xb)
+            neg2_mu_x, neg_sigma = _x_statistics(xb, scratch)
         else:
-            mu_x, sigma_xx_c2 = stats.mu_x[r0:r1], stats.sigma_xx_c2[r0:r1]
-        total += _band_sum(xb, yb, mu_x, sigma_xx_c2, luminance)
+            neg2_mu_x, neg_sigma = stats.neg2_mu_x[r0:r1], stats.neg_sigma_xx_c2[r0:r1]
+        total += _band_sum(xb, yb, neg2_mu_x, neg_sigma, luminance, scratch)
     return total / (out_h * (w - _PAD))
 
 
