@@ -6,8 +6,15 @@ again with everything stored (the "rerun"). Also compares rdbench's mean curve w
 published jpeg.json at every quality.
 
 The bare work is measured in the same run: Pillow's load + JPEG encode + decode of every item,
-nothing else, in a pool of the same number of processes (`bare_s`); `rdbench_over_bare` is what
-rdbench's measuring, storing and report add to it (issue 24's goal: under 3).
+nothing else, in a pool of the same number of processes (`bare_s`). Against it, in the same run:
+
+- `metrics_over_bare`: the default metric set alone (three PSNRs and MS-SSIM) on the same 456
+  decoded items, in a pool of the same size, each original prepared once per process as rdbench
+  does (issue 24's goal: the default set under 3x the bare work);
+- `rdbench_no_report_over_bare`: the whole `rdbench run` command up to its last stored row
+  (`--no-report`: start-up, dataset check, coding, metrics, storing);
+- `rdbench_over_bare`: the same command with its report (report.md, figures, report.html), the
+  way a user runs it.
 
     python benchmarks/jpeg_sweep.py --kodak ../shared/datasets/kodak [--json results/benchmarks/jpeg_sweep.json]
                                    [--no-compressai]
@@ -28,6 +35,18 @@ from rdbench.conventions import usable_cores
 from rdbench.packaged import reference_folder
 
 QUALITIES = ",".join(str(q) for q in range(5, 100, 5))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or "unknown"
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, str]:
@@ -64,6 +83,44 @@ def bare_seconds(kodak: str, jobs: int) -> float:
         return time.perf_counter() - t0
 
 
+def _metrics_item(job: tuple[str, int]) -> float:
+    """CPU-bound seconds of the default metric set on one item (its original prepared once per process)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from rdbench.metrics.measuring import Reference
+
+    path, quality = job
+    t0 = time.perf_counter()
+    reference = _REFERENCES.get(path)
+    if reference is None:
+        _REFERENCES.clear()
+        reference = _REFERENCES[path] = Reference(np.asarray(Image.open(path).convert("RGB")))
+    prepared = time.perf_counter() - t0
+    buf = io.BytesIO()
+    Image.fromarray(reference.pixels).save(buf, "JPEG", quality=quality)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    t1 = time.perf_counter()
+    reference.measure(decoded)
+    return prepared + time.perf_counter() - t1
+
+
+_REFERENCES: dict = {}
+
+
+def metrics_seconds(kodak: str, jobs: int) -> float:
+    """The default set's time on every item, summed over the pool's processes and divided by their
+    number: the wall time it would take alone."""
+    from multiprocessing import Pool
+
+    items = [(str(p), q) for p in sorted(Path(kodak).glob("*.png")) for q in range(5, 100, 5)]
+    with Pool(jobs) as pool:
+        pool.map(_metrics_item, items[-jobs:])  # imports and a first measurement, untimed
+        return sum(pool.map(_metrics_item, items, chunksize=len(items) // (4 * jobs) or 1)) / jobs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kodak", required=True, help="folder with the 24 Kodak PNGs")
@@ -80,6 +137,9 @@ def main() -> None:
                   "--workers", str(args.jobs), "--out", str(out), "--no-progress"]
         ca_cmd = [sys.executable, "-m", "compressai.utils.bench", "jpeg", args.kodak, "-q", QUALITIES, "-j", str(args.jobs)]
         bare_s = bare_seconds(args.kodak, args.jobs)
+        metrics_s = metrics_seconds(args.kodak, args.jobs)
+        no_report_s, _ = timed([*rd_cmd[:rd_cmd.index("--out") + 1], str(Path(tmp) / "no-report"), "--no-progress",
+                                "--no-report"], env)
         rdbench_s, _ = timed(rd_cmd, env)
         rerun_s, _ = timed(rd_cmd, env)
         compressai_s, ca_stdout = timed(ca_cmd, env) if not args.no_compressai else (None, "")
@@ -96,7 +156,12 @@ def main() -> None:
         "rdbench_s": round(rdbench_s, 2),
         "rdbench_rerun_s": round(rerun_s, 2),
         "bare_pillow_s": round(bare_s, 2),
+        "metrics_s": round(metrics_s, 2),
+        "metrics_over_bare": round(metrics_s / bare_s, 2),
+        "rdbench_no_report_s": round(no_report_s, 2),
+        "rdbench_no_report_over_bare": round(no_report_s / bare_s, 2),
         "rdbench_over_bare": round(rdbench_s / bare_s, 2),
+        "cpu": _cpu_name(),
     }
     if compressai_s is not None:
         figures.update(compressai_bench_s=round(compressai_s, 2), speedup=round(compressai_s / rdbench_s, 2),

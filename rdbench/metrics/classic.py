@@ -34,6 +34,10 @@ How, and why it is exact and bounded in memory:
 - An original up to CACHE_PIXELS keeps its own filtered statistics (mu_x and sigma_x^2 at each
   scale), so each reconstruction of it costs three filtered maps per scale, not five; a larger
   original recomputes them band by band, which bounds memory.
+- Each band's SSIM arithmetic is five in-place OpenCV passes over contiguous full-width arrays
+  (`_band_sum`), the first terms folded into the filters themselves (a kernel times 2 or -1 and
+  an added constant, exact): no temporaries, about a fifth of MS-SSIM's time less than numpy's
+  nine passes, the same float64 terms summed in another order (within 2e-14 of before).
 
 Everything is float64 (pytorch-msssim on float32 tensors, as CompressAI runs it, is off by up to
 ~1e-4 in MS-SSIM on Kodak; rdbench agrees with it run in float64 to ~1e-13).
