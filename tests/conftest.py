@@ -13,11 +13,19 @@ of Python packages, and saying how to supply each (pytest_unconfigure below).
 """
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# A suite started in the background by a non-interactive shell (`... &` in a script) inherits SIGINT
+# ignored, and so would every rdbench it starts: the Ctrl-C tests would then fail (the signal never
+# arrives). A terminal's foreground process has SIGINT's default action; give the suite Python's own
+# handler, so that its children start with the default action, as a user's rdbench does.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "datasets"
