@@ -385,7 +385,10 @@ def test_worker_sigkilled_mid_item_is_retried_and_no_row_is_lost_or_doubled(tmp_
         victim = None
         while time.monotonic() < deadline and victim is None:
             for f in set(pids.iterdir()) - seen:
-                script, worker = map(int, f.read_text().split()[:2])
+                fields = f.read_text().split()
+                if len(fields) < 2:
+                    continue  # the fake codec has created its file but not written it yet: read it again
+                script, worker = map(int, fields[:2])
                 if _alive(script):
                     victim = worker
             time.sleep(0.01)
