@@ -32,21 +32,10 @@ import time
 from pathlib import Path
 
 from rdbench.conventions import usable_cores
+from vs_eval_model import cpu  # the same CPU line every benchmark prints (benchmarks/ is the script's folder)
 from rdbench.packaged import reference_folder
 
 QUALITIES = ",".join(str(q) for q in range(5, 100, 5))
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
 
 
 def timed(cmd: list[str], env: dict) -> tuple[float, str]:
@@ -58,24 +47,36 @@ def timed(cmd: list[str], env: dict) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def _bare_item(job: tuple[str, int]) -> int:
-    """Pillow's load + JPEG encode + decode of one item: the work a sweep exists to do."""
+def _items(kodak: str) -> list[tuple[str, int]]:
+    """The sweep's 456 items: every Kodak PNG at every quality of QUALITIES."""
+    return [(str(p), q) for p in sorted(Path(kodak).glob("*.png")) for q in range(5, 100, 5)]
+
+
+def _jpeg_roundtrip(pixels, quality: int):
+    """Pillow's JPEG encode + decode of an H x W x 3 array: the coding a sweep item does."""
     import io
 
     import numpy as np
     from PIL import Image
 
-    path, quality = job
-    pixels = np.asarray(Image.open(path).convert("RGB"))
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).size
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def _bare_item(job: tuple[str, int]) -> int:
+    """Pillow's load + JPEG encode + decode of one item: the work a sweep exists to do."""
+    import numpy as np
+    from PIL import Image
+
+    path, quality = job
+    return _jpeg_roundtrip(np.asarray(Image.open(path).convert("RGB")), quality).size
 
 
 def bare_seconds(kodak: str, jobs: int) -> float:
     from multiprocessing import Pool
 
-    items = [(str(p), q) for p in sorted(Path(kodak).glob("*.png")) for q in range(5, 100, 5)]
+    items = _items(kodak)
     with Pool(jobs) as pool:
         pool.map(_bare_item, items[:jobs])  # processes started and Pillow imported, untimed
         t0 = time.perf_counter()
@@ -85,8 +86,6 @@ def bare_seconds(kodak: str, jobs: int) -> float:
 
 def _metrics_item(job: tuple[str, int]) -> float:
     """CPU-bound seconds of the default metric set on one item (its original prepared once per process)."""
-    import io
-
     import numpy as np
     from PIL import Image
 
@@ -99,9 +98,7 @@ def _metrics_item(job: tuple[str, int]) -> float:
         _REFERENCES.clear()
         reference = _REFERENCES[path] = Reference(np.asarray(Image.open(path).convert("RGB")))
     prepared = time.perf_counter() - t0
-    buf = io.BytesIO()
-    Image.fromarray(reference.pixels).save(buf, "JPEG", quality=quality)
-    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    decoded = _jpeg_roundtrip(reference.pixels, quality)
     t1 = time.perf_counter()
     reference.measure(decoded)
     return prepared + time.perf_counter() - t1
@@ -115,7 +112,7 @@ def metrics_seconds(kodak: str, jobs: int) -> float:
     number: the wall time it would take alone."""
     from multiprocessing import Pool
 
-    items = [(str(p), q) for p in sorted(Path(kodak).glob("*.png")) for q in range(5, 100, 5)]
+    items = _items(kodak)
     with Pool(jobs) as pool:
         pool.map(_metrics_item, items[-jobs:])  # imports and a first measurement, untimed
         return sum(pool.map(_metrics_item, items, chunksize=len(items) // (4 * jobs) or 1)) / jobs
@@ -161,7 +158,7 @@ def main() -> None:
         "rdbench_no_report_s": round(no_report_s, 2),
         "rdbench_no_report_over_bare": round(no_report_s / bare_s, 2),
         "rdbench_over_bare": round(rdbench_s / bare_s, 2),
-        "cpu": _cpu_name(),
+        "cpu": cpu(),
     }
     if compressai_s is not None:
         figures.update(compressai_bench_s=round(compressai_s, 2), speedup=round(compressai_s / rdbench_s, 2),

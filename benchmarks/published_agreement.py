@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from rdbench.analysis.published import PUBLISHED_ALIASES
-from rdbench.bench.measure import _slug
-from rdbench.bench.store import quality_key, read_results
+from rdbench.bench.measure import kept_path
+from rdbench.bench.store import read_results
 from rdbench.packaged import reference_folder
 
 PUBLISHED_QPS = [47, 42, 37, 32, 27, 22, 17, 12]  # the order of the published points (CompressAI's bench run)
@@ -59,63 +59,50 @@ def _seconds(s: float) -> str:
     return f"{s:.0f}" if s >= 10 else f"{s:.2f}"
 
 
-def planes_to_float_rgb(planes: np.ndarray) -> np.ndarray:
-    """3 x H x W uint8 Y, Cb, Cr planes -> 3 x H x W float32 RGB in [0, 1], as CompressAI's bench of
-    2020 converted back (BT.709, full range, chroma centred on 0.5; clipped, not rounded)."""
-    y, cb, cr = planes.astype(np.float32) / np.float32(255)
-    r = np.float32(1.5748) * (cr - np.float32(0.5)) + y
-    b = np.float32(1.8556) * (cb - np.float32(0.5)) + y
-    g = (y - np.float32(0.2126) * r - np.float32(0.0722) * b) / np.float32(0.7152)
-    return np.clip(np.stack([r, g, b]), 0, 1)
-
-
 def psnr_published_convention(original: np.ndarray, decoded_planes: bytes) -> float:
     """PSNR-RGB (peak 1) of a decoded YUV 4:4:4 frame against the converted original (the planes the
-    encoder was given), both back in float RGB: the convention of the run that made vtm.json."""
-    from rdbench.codecs.yuv import rgb_to_planes
+    encoder was given), both back in float RGB, clipped, not rounded: the convention of the run that
+    made vtm.json (rdbench's own conversions, which are CompressAI's, before their final truncation)."""
+    from rdbench.codecs.yuv import planes_to_float_rgb, rgb_to_planes
 
-    h, w = original.shape[:2]
-    given = np.frombuffer(rgb_to_planes(original, "ycbcr-bt709-compressai"), np.uint8).reshape(3, h, w)
-    got = np.frombuffer(decoded_planes, np.uint8)
-    if got.size != 3 * h * w:
-        raise ValueError(f"decoded frame has {got.size} bytes, expected {3 * h * w} for {w}x{h} 4:4:4")
-    diff = planes_to_float_rgb(given) - planes_to_float_rgb(got.reshape(3, h, w))
+    colour, (h, w) = "ycbcr-bt709-compressai", original.shape[:2]
+    given = planes_to_float_rgb(rgb_to_planes(original, colour), h, w, colour)
+    diff = given - planes_to_float_rgb(decoded_planes, h, w, colour)
     mse = float(np.mean(np.square(diff, dtype=np.float64)))
     return math.inf if mse == 0 else -10 * math.log10(mse)
 
 
-def published_convention(results: str, codec: str, here, bitstreams: Path) -> float | None:
-    """Mean over the QP's images of `psnr_published_convention` on the kept bitstreams, or None
-    when any is missing; a kept bitstream whose size is not the row's stops the script."""
+def published_convention(results: str, codec: str, here, kept: Path) -> float | None:
+    """Mean over the QP's images of `psnr_published_convention` on the bitstreams `rdbench run
+    --keep --out KEPT` wrote, or None when any is missing; a kept bitstream whose size is not the
+    row's stops the script."""
     from rdbench.codecs import load
     from rdbench.data.datasets import resolve_dataset
     from rdbench.data.images import load_rgb
 
+    coder = load(codec)
     paths = []
     for _, row in here.iterrows():
-        stem = f"{_slug(row['image'])}.q{quality_key(row['quality'])}"
-        found = sorted(bitstreams.glob(f"{stem}.*"))
-        if not found:
+        path = kept_path(kept, row["image"], codec, row["quality"], "bitstreams", coder.extension)
+        if not path.is_file():
             return None
-        if found[0].stat().st_size != int(row["bytes"]):
-            raise SystemExit(f"{found[0]}: {found[0].stat().st_size} bytes, its row in {results} says {row['bytes']}")
-        paths.append((row["image"], found[0]))
-    coder = load(codec)
+        if path.stat().st_size != int(row["bytes"]):
+            raise SystemExit(f"{path}: {path.stat().st_size} bytes, its row in {results} says {row['bytes']}")
+        paths.append((row["image"], path))
     images = {ref.name: ref.path for ref in resolve_dataset("kodak").images}
     values = [psnr_published_convention(load_rgb(images[name]).pixels, coder.decode_output(path.read_bytes()))
               for name, path in paths]
     return float(np.mean(values))
 
 
-def table(results: str, codec: str = "vtm", bitstreams: Path | None = None) -> str:
+def table(results: str, codec: str = "vtm", kept: Path | None = None) -> str:
     """codec: a spec as stored (`bpg`, not `bpg:subsampling=420`: the published curve is the default's)."""
     published_file = f"{PUBLISHED_ALIASES[codec]}.json"
     published = json.loads((reference_folder() / published_file).read_text())["results"]
     rows = read_results(results)
     rows = rows[(rows["status"] == "ok") & (rows["codec"] == codec) & (rows["dataset"] == "kodak")]
-    if bitstreams is None:
-        bitstreams = Path(results) / "bitstreams" / codec
-    yuv = codec in ("vtm", "hm") and bitstreams.is_dir()  # BPG's published run measured its PNG output
+    kept = Path(results) if kept is None else kept
+    yuv = codec in ("vtm", "hm") and (kept / "bitstreams").is_dir()  # BPG's published run measured its PNG output
     lines = ["| QP | images | bpp (rdbench) | bpp (published) | bpp diff | PSNR-RGB (rdbench) | PSNR-RGB (published) "
              "| PSNR diff | MS-SSIM (rdbench / published) | encode s per image: mean (min to max) | decode s |"
              + (" PSNR-RGB, published run's convention (diff) |" if yuv else ""),
@@ -137,7 +124,7 @@ def table(results: str, codec: str = "vtm", bitstreams: Path | None = None) -> s
             line = (f"| {qp} | all 24 | {bpp:.5f} | {pb:.5f} | {100 * (bpp / pb - 1):+.2f}% | {psnr:.3f} dB "
                     f"| {pp:.3f} dB | {psnr - pp:+.3f} dB | {ms:.5f} / {pm:.5f} | {timing} |")
             if yuv:
-                theirs = published_convention(results, codec, here, bitstreams)
+                theirs = published_convention(results, codec, here, kept)
                 if theirs is None:
                     line += " bitstreams not kept |"
                 else:
@@ -166,8 +153,8 @@ def main() -> None:
     ap.add_argument("results", help="result folder of an rdbench run of the codec on kodak")
     ap.add_argument("--codec", choices=QP_LADDER_CODECS, default="vtm", help="the codec (default: vtm)")
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
-    ap.add_argument("--bitstreams", type=Path, help="kept bitstreams of the codec (default: RESULTS/bitstreams/CODEC, "
-                    "as `rdbench run --keep` writes them)")
+    ap.add_argument("--bitstreams", type=Path, help="the --out folder of a `rdbench run --keep` of the same items "
+                    "(its bitstreams/CODEC/; default: RESULTS)")
     args = ap.parse_args()
     text = table(args.results, args.codec, args.bitstreams)
     print(text, end="")

@@ -100,7 +100,7 @@ def main() -> int:
     eval_json, est_json = (json.loads(out[out.index("{"):])["results"] for out in (eval_out, est_out))
     figures = {
         "images": args.images, "arch": args.arch, "checkpoint": str(ckpt) if args.checkpoint else "seeded random N=M=128",
-        "workers": args.workers, "threads_per_worker": args.threads, "cpu": _cpu(),
+        "workers": args.workers, "threads_per_worker": args.threads, "cpu": cpu(),
         "eval_model_s": round(eval_s, 2), "eval_model_entropy_estimation_s": round(est_s, 2), "rdbench_s": round(rd_s, 2),
         "ratio_coding_only": round(rd_s / eval_s, 3), "ratio_equal_work": round(rd_s / (eval_s + est_s), 3),
         "eval_model_peak_mib": eval_mib, "eval_model_entropy_estimation_peak_mib": est_mib, "rdbench_peak_process_mib": rd_mib,
@@ -132,7 +132,7 @@ def main() -> int:
     return 0
 
 
-def _cpu() -> str:
+def cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

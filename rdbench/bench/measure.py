@@ -259,11 +259,15 @@ def add_metrics(item: Item, settings: Settings) -> dict:
     return row
 
 
-def _kept_path(root: Path, item: Item, kind: str, extension: str) -> Path:
+def kept_path(root: Path, image_name: str, codec: str, quality, kind: str, extension: str) -> Path:
     """Where `--keep` writes the bitstream (kind 'bitstreams') or reconstruction of an item; the
     image's whole file name, so that a.png and a.jpg of one folder keep their files apart."""
-    stem = f"{_slug(Path(item.image.name).name)}.q{quality_key(item.quality)}"
-    return root / kind / _slug(item.codec) / f"{stem}.{extension}"
+    stem = f"{_slug(Path(image_name).name)}.q{quality_key(quality)}"
+    return root / kind / _slug(codec) / f"{stem}.{extension}"
+
+
+def _kept_path(root: Path, item: Item, kind: str, extension: str) -> Path:
+    return kept_path(root, item.image.name, item.codec, item.quality, kind, extension)
 
 
 def _keep(root: Path, item: Item, extension: str, data: bytes, decoded: np.ndarray) -> None:

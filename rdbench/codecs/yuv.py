@@ -39,8 +39,9 @@ def rgb_to_planes(image: np.ndarray, colour: str) -> bytes:
     return (planes * 255).astype(np.uint8).tobytes()
 
 
-def planes_to_rgb(data: bytes, height: int, width: int, colour: str) -> np.ndarray:
-    """The bytes of three 8-bit H x W planes (4:4:4) -> H x W x 3 uint8 RGB."""
+def planes_to_float_rgb(data: bytes, height: int, width: int, colour: str) -> np.ndarray:
+    """The bytes of three 8-bit H x W planes (4:4:4) -> 3 x H x W float32 RGB clipped to [0, 1],
+    not rounded (what `planes_to_rgb` truncates; what the 2020 run behind vtm.json measured)."""
     if colour != "ycbcr-bt709-compressai":
         raise ValueError(f"colour conversion {colour!r}: expected one of {', '.join(COLOURS)}")
     expected = 3 * height * width
@@ -51,5 +52,10 @@ def planes_to_rgb(data: bytes, height: int, width: int, colour: str) -> np.ndarr
     r = y + (2 - 2 * KR) * (cr - 0.5)
     b = y + (2 - 2 * KB) * (cb - 0.5)
     g = (y - KR * r - KB * b) / KG
-    rgb = np.stack([r, g, b]).clip(0, 1).transpose(1, 2, 0) * 255.0
+    return np.stack([r, g, b]).clip(0, 1)
+
+
+def planes_to_rgb(data: bytes, height: int, width: int, colour: str) -> np.ndarray:
+    """The bytes of three 8-bit H x W planes (4:4:4) -> H x W x 3 uint8 RGB."""
+    rgb = planes_to_float_rgb(data, height, width, colour).transpose(1, 2, 0) * 255.0
     return np.ascontiguousarray(rgb.astype(np.uint8))

@@ -203,9 +203,14 @@ _WINDOW_2 = 2.0 * _WINDOW  # scalings by 2 and -1 are exact: the filtered values
 _WINDOW_NEG = -_WINDOW
 
 
+def _product_dtype(dtype) -> type:
+    """Where a * b is exact: uint16 for 8-bit pixels (255^2 < 2^16), else float64."""
+    return np.uint16 if dtype == np.uint8 else np.float64
+
+
 def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a * b, exact: uint16 for 8-bit pixels (255^2 < 2^16), else float64."""
-    return np.multiply(a, b, out=out, dtype=np.uint16 if a.dtype == np.uint8 else np.float64)
+    """a * b, exact (`_product_dtype`)."""
+    return np.multiply(a, b, out=out, dtype=_product_dtype(a.dtype))
 
 
 class _Scratch:
@@ -213,7 +218,7 @@ class _Scratch:
 
     def __init__(self, rows: int, width: int, dtype):
         self.maps = [np.empty((rows + _PAD, width, 3)) for _ in range(3)]
-        self.product = np.empty((rows + _PAD, width, 3), np.uint16 if dtype == np.uint8 else np.float64)
+        self.product = np.empty((rows + _PAD, width, 3), _product_dtype(dtype))
 
     def take(self, rows: int) -> tuple[list[np.ndarray], np.ndarray]:
         n = rows + _PAD
